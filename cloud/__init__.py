@@ -1,0 +1,1 @@
+"""forewarn cloud: decode, ingest, core, decisions, actions and API."""

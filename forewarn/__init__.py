@@ -1,0 +1,1 @@
+"""The composition root and command line: wires edge, cloud and simulators together."""
