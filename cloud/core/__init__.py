@@ -1,0 +1,1 @@
+"""The predictive core: pure, vectorized numpy kernels over whole fleets (no I/O, no clock)."""

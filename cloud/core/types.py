@@ -1,0 +1,66 @@
+"""Values the core hands to the decision policy."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from cloud.core.kernels import BoolArray, FloatArray, IntArray
+
+SEVERITY_NAMES = ("info", "warning", "critical")
+
+
+@dataclass(frozen=True, slots=True)
+class Condition:
+    """One detector's verdict over all its units after an update.
+
+    A unit is what a fault belongs to: a fridge, one tyre of a vehicle, one vending machine.
+    ``touched`` marks the units that received data in this update; the policy only moves the
+    episode state of touched units, so a silent device neither opens nor closes an episode.
+    ``eta_ms`` and its 80 % interval are NaN where the detector makes no time prediction.
+    ``contributions[u, k]`` is the share of ``signals[k]`` in unit ``u``'s score.
+    """
+
+    fault: str
+    unit_device: IntArray
+    unit_label: tuple[str, ...]
+    touched: BoolArray
+    active: BoolArray
+    severity: IntArray
+    score: FloatArray
+    ts_ms: IntArray
+    eta_ms: FloatArray
+    eta_lo_ms: FloatArray
+    eta_hi_ms: FloatArray
+    signals: tuple[str, ...]
+    contributions: FloatArray
+    unit_key: IntArray | None = None  # stable id of each unit across updates (default: device)
+    notes: dict[int, str] | None = None  # extra text for a few active units (e.g. a pick list)
+    reason: IntArray | None = None  # index into ``reason_names`` per unit: why it is active
+    reason_names: tuple[str, ...] = ()
+
+    def reason_of(self, unit: int) -> str:
+        if self.reason is None or not self.reason_names:
+            return ""
+        return self.reason_names[int(self.reason[unit])]
+
+    def keys(self) -> IntArray:
+        return self.unit_device if self.unit_key is None else self.unit_key
+
+    @property
+    def n_units(self) -> int:
+        return int(self.unit_device.shape[0])
+
+
+def no_eta(n: int) -> FloatArray:
+    return np.full(n, np.nan)
+
+
+def normalise_contributions(raw: FloatArray) -> FloatArray:
+    """Rows of non-negative evidence → shares that sum to 1 (zeros stay zeros)."""
+    raw = np.nan_to_num(np.maximum(raw, 0.0))
+    total = raw.sum(axis=1, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out: FloatArray = np.where(total > 0, raw / total, 0.0)
+    return out

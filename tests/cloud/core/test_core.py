@@ -1,0 +1,234 @@
+"""Behaviour of the first core models, without any server."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cloud.batch import TelemetryBatch
+from cloud.core import fleet
+from cloud.core.kernels import rank_within_groups
+from cloud.core.tyres import compensate_kpa
+from cloud.decisions import PolicyState, decide
+
+DAY = 86_400_000
+STEP = 600_000  # 10 minutes
+T0 = 1_767_225_600_000
+
+
+def make_batch(kind: str, device: str, ts: np.ndarray, cols: dict[str, np.ndarray], seq0: int = 0) -> TelemetryBatch:
+    names = tuple(cols)
+    return TelemetryBatch(
+        kind=kind,
+        device_ids=(device,),
+        channels=names,
+        row_device=np.zeros(ts.size, dtype=np.int64),
+        row_seq=seq0 + np.arange(ts.size, dtype=np.int64) // 6,
+        ts_ms=ts.astype(np.int64),
+        values=np.stack([np.asarray(cols[c], dtype=float) for c in names], axis=1),
+    )
+
+
+def fridge_rows(days: float, duty: np.ndarray | float, cabinet: np.ndarray | float = 4.0):
+    ts = T0 + np.arange(int(days * DAY / STEP)) * STEP
+    n = ts.size
+    daily = 0.05 * np.sin(2 * np.pi * (ts - T0) / DAY)
+    noise = np.random.default_rng(7).normal(0.0, 0.08, n)  # a compressor cycles within a sample
+    duty_arr = np.clip(np.broadcast_to(duty, n) + daily + noise, 0, 1)
+    cols = {
+        "cabinet_c": np.broadcast_to(cabinet, n).astype(float),
+        "compressor_on": duty_arr,
+        "mains_ok": np.ones(n),
+    }
+    return ts, cols
+
+
+def run(kind: str, ts, cols, chunk: int = 6, device: str = "dev-001"):
+    state = fleet.FleetState.empty()
+    policy = PolicyState()
+    decisions = []
+    for i in range(0, ts.size, chunk):
+        sl = slice(i, i + chunk)
+        batch = make_batch(kind, device, ts[sl], {k: v[sl] for k, v in cols.items()}, seq0=i)
+        state, conds = fleet.update(state, batch)
+        policy, out = decide(policy, kind, state.device_ids(kind), conds)
+        decisions.extend(out)
+    return state, decisions
+
+
+def test_rank_within_groups_orders_each_device_in_time():
+    group = np.array([1, 0, 1, 0, 1])
+    ts = np.array([30, 20, 10, 10, 20])
+    order, rank = rank_within_groups(group, ts)
+    assert group[order].tolist() == [0, 0, 1, 1, 1]
+    assert ts[order].tolist() == [10, 20, 10, 20, 30]
+    assert rank.tolist() == [0, 1, 0, 1, 2]
+
+
+def test_healthy_fridge_opens_nothing():
+    ts, cols = fridge_rows(20, 0.4)
+    _, decisions = run("fridge", ts, cols)
+    assert decisions == []
+
+
+def test_refrigerant_leak_is_ticketed_before_the_cabinet_warms():
+    days = 20
+    ts, cols = fridge_rows(days, 0.0)
+    frac = (ts - T0) / (days * DAY)
+    duty = np.clip(0.35 + 1.6 * np.maximum(frac - 0.25, 0), 0, 1)  # rises from day 5
+    cols["compressor_on"] = duty
+    saturate_ms = ts[np.argmax(duty >= 0.97)]
+    _, decisions = run("fridge", ts, cols)
+    assert decisions, "a steady rise of the duty cycle must open an episode"
+    first = decisions[0]
+    assert first.fault == "fridge.cooling"
+    assert first.ts_ms < saturate_ms - 2 * DAY
+    assert first.eta_lo_ms is not None and first.eta_hi_ms is not None
+    assert first.eta_lo_ms <= first.eta_ms <= first.eta_hi_ms
+    assert {d.decision_id for d in decisions} == {first.decision_id}
+
+
+def test_streaming_equals_batch_for_fridges():
+    ts, cols = fridge_rows(3, 0.5)
+    one = make_batch("fridge", "dev-001", ts, cols)
+    s_batch, _ = fleet.update(fleet.FleetState.empty(), one)
+    s_stream = fleet.FleetState.empty()
+    for i in range(ts.size):
+        row = make_batch("fridge", "dev-001", ts[i : i + 1], {k: v[i : i + 1] for k, v in cols.items()})
+        s_stream, _ = fleet.update(s_stream, row)
+    for name in ("duty", "cabinet_c", "above_ms", "last_ts_ms"):
+        np.testing.assert_allclose(getattr(s_batch.fridge, name), getattr(s_stream.fridge, name))
+    for a, b in zip(s_batch.fridge.trend.arrays(), s_stream.fridge.trend.arrays(), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-9)
+
+
+def test_input_batch_is_not_mutated():
+    ts, cols = fridge_rows(1, 0.5)
+    batch = make_batch("fridge", "dev-001", ts, cols)
+    before = batch.values.copy()
+    fleet.update(fleet.FleetState.empty(), batch)
+    np.testing.assert_array_equal(before, batch.values)
+
+
+def test_late_rows_do_not_move_the_state():
+    ts, cols = fridge_rows(1, 0.5)
+    batch = make_batch("fridge", "dev-001", ts, cols)
+    state, _ = fleet.update(fleet.FleetState.empty(), batch)
+    again, conds = fleet.update(state, batch)
+    np.testing.assert_array_equal(state.fridge.duty, again.fridge.duty)
+    assert not conds[0].touched.any()
+
+
+def test_compressor_stop_is_critical_at_once_but_power_cut_is_not_a_fault():
+    ts, cols = fridge_rows(6, 0.4)
+    stop = ts >= T0 + 4 * DAY
+    cols["compressor_on"] = np.where(stop, 0.0, cols["compressor_on"])
+    cols["cabinet_c"] = np.where(stop, 4.0 + (ts - T0 - 4 * DAY) / 3600_000.0, 4.0)
+    _, decisions = run("fridge", ts, cols)
+    assert decisions and decisions[0].severity == "critical"
+    assert "compressor" in decisions[0].summary
+
+    ts, cols = fridge_rows(6, 0.4)
+    cut = (ts >= T0 + 4 * DAY) & (ts < T0 + 4 * DAY + 8 * 3600_000)
+    cols["mains_ok"] = np.where(cut, 0.0, 1.0)
+    cols["compressor_on"] = np.where(cut, 0.0, cols["compressor_on"])
+    cols["cabinet_c"] = np.where(cut, 4.0 + (ts - T0 - 4 * DAY) / 3600_000.0, 4.0)
+    _, decisions = run("fridge", ts, cols)
+    assert decisions == []
+
+
+def test_gas_law_compensation_removes_temperature():
+    air = (240.0 + 101.325) / 293.15  # constant air mass
+    temp = np.array([-10.0, 0.0, 20.0, 60.0])
+    gauge = air * (temp + 273.15) - 101.325
+    np.testing.assert_allclose(compensate_kpa(gauge, temp), 240.0)
+
+
+def tyre_rows(days: float, leak_kpa_per_day: float = 0.0, puncture_at_day: float | None = None):
+    ts = T0 + np.arange(int(days * DAY / STEP)) * STEP
+    hours = ((ts - T0) / 3600_000.0) % 24
+    ambient = 8.0 + 10.0 * np.sin(2 * np.pi * (hours - 9) / 24)  # cold mornings
+    cold = 240.0 - leak_kpa_per_day * (ts - T0) / DAY
+    if puncture_at_day is not None:
+        t_p = T0 + puncture_at_day * DAY
+        cold = np.where(ts >= t_p, np.maximum(cold - (ts - t_p) / 60_000.0 * 5, 60.0), cold)
+    gauge = (cold + 101.325) * (ambient + 273.15) / 293.15 - 101.325
+    cols = {"ambient_c": ambient}
+    for p in ("fl", "fr", "rl", "rr"):
+        cols[f"{p}.pressure_kpa"] = gauge.copy() if p == "fl" else (240.0 + 101.325) * (ambient + 273.15) / 293.15 - 101.325
+        cols[f"{p}.temp_c"] = ambient
+    return ts, cols
+
+
+def test_cold_mornings_raise_no_tyre_ticket():
+    ts, cols = tyre_rows(10)
+    _, decisions = run("tyres", ts, cols)
+    assert decisions == []
+
+
+def test_slow_leak_gives_an_eta_before_the_limit():
+    ts, cols = tyre_rows(12, leak_kpa_per_day=6.0)  # limit 180 kPa after 10 days
+    _, decisions = run("tyres", ts, cols)
+    assert decisions
+    first = decisions[0]
+    assert first.fault == "tyres.pressure.fl"
+    assert first.severity == "warning"
+    true_failure = T0 + 10 * DAY
+    assert first.ts_ms < true_failure - 3 * DAY
+    assert abs(first.eta_ms - true_failure) < 3 * DAY
+
+
+def test_puncture_is_critical_within_the_hour():
+    ts, cols = tyre_rows(3, puncture_at_day=2.0)
+    _, decisions = run("tyres", ts, cols)
+    assert decisions
+    assert decisions[0].severity == "critical"
+    assert decisions[0].ts_ms - (T0 + 2 * DAY) <= 3600_000
+
+
+def vending_rows(days: float, jam_slot_after_day: float | None = None):
+    ts = T0 + np.arange(int(days * DAY / STEP)) * STEP
+    n = ts.size
+    rng = np.random.default_rng(1)
+    cols: dict[str, np.ndarray] = {"cabinet_c": np.full(n, 5.0)}
+    for slot, rate_h in (("A1", 0.5), ("A2", 0.1)):
+        vends = rng.poisson(rate_h * STEP / 3600_000.0, n).astype(float)
+        stock = np.maximum(30 - np.cumsum(vends), 0)
+        fails = np.zeros(n)
+        if jam_slot_after_day is not None and slot == "A2":
+            jammed = ts >= T0 + jam_slot_after_day * DAY
+            fails = np.where(jammed, 1.0, 0.0)
+            vends = np.where(jammed, 0.0, vends)
+            stock = np.maximum(30 - np.cumsum(vends), 0)
+        cols[f"slot.{slot}.stock"] = stock
+        cols[f"slot.{slot}.vends"] = np.where(stock > 0, vends, 0)
+        cols[f"slot.{slot}.fails"] = fails
+    return ts, cols
+
+
+def test_vending_restock_is_ordered_before_the_slot_sells_out():
+    ts, cols = vending_rows(4)
+    _, decisions = run("vending", ts, cols)
+    restock = [d for d in decisions if d.fault == "vending.restock"]
+    assert restock
+    sold_out = ts[np.argmax(cols["slot.A1.stock"] == 0)]
+    assert restock[0].ts_ms < sold_out
+    assert "A1" in restock[0].summary
+
+
+def test_jammed_coil_is_found_from_failed_vends_with_stock_left():
+    ts, cols = vending_rows(2, jam_slot_after_day=1.0)
+    _, decisions = run("vending", ts, cols)
+    jams = [d for d in decisions if d.fault.startswith("vending.jammed_coil")]
+    assert len(jams) == 1
+    assert jams[0].fault == "vending.jammed_coil.A2"
+
+
+@pytest.mark.parametrize("kind", ["fridge", "tyres", "vending"])
+def test_devices_appearing_later_grow_the_state(kind):
+    ts, cols = {"fridge": fridge_rows(0.5, 0.4), "tyres": tyre_rows(0.5), "vending": vending_rows(0.5)}[kind]
+    state = fleet.FleetState.empty()
+    state, _ = fleet.update(state, make_batch(kind, "dev-a", ts, cols))
+    state, conds = fleet.update(state, make_batch(kind, "dev-b", ts, cols))
+    assert state.device_ids(kind) == ("dev-a", "dev-b")
+    assert all(c.touched.shape[0] == c.unit_device.shape[0] for c in conds)
