@@ -31,13 +31,14 @@ from cloud.core.registry import Registry, grow
 from cloud.core.types import Condition, normalise_contributions
 
 FAULT: Final = "fridge.cooling"
-SIGNALS: Final = ("duty_trend", "cabinet_excess", "compressor_stopped")
+SIGNALS: Final = ("duty_trend", "cabinet_excess", "compressor_stopped", "compressor_current")
 REASONS: Final = (
     "",
     "the compressor has stopped while the cabinet warms",
     "the cabinet is above its food-safety limit",
     "cooling capacity is falling: the compressor runs longer every day",
     "the cabinet is warm although the compressor runs all the time",
+    "the compressor draws more and more current: it is wearing out",
 )
 # variant → (setpoint °C, food-safety limit °C, minutes above the limit that count as failure)
 VARIANTS: Final = {
@@ -52,8 +53,14 @@ DUTY_SATURATED: Final = 0.97
 MIN_SLOPE_PER_DAY: Final = 0.015
 MIN_T_STAT: Final = 3.5
 HORIZON_DAYS: Final = 14.0
-STOPPED_AFTER_MS: Final = 45 * 60_000.0
+STOPPED_AFTER_MS: Final = 30 * 60_000.0
 PULL_DOWN_MS: Final = 4 * 3600_000.0
+MIN_HISTORY_DAYS: Final = 2.0  # no trend verdict before the line has seen two daily cycles
+TAU_CURRENT_FAST_S: Final = 6 * 3600.0
+TAU_CURRENT_BASE_S: Final = 10 * 86400.0
+WEAR_RATIO: Final = 1.12  # running current this much above the device's own baseline
+# A worn compressor stops within days; the interval is wide because wear is not linear.
+WEAR_ETA_DAYS: Final = (0.5, 2.0, 6.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,13 +79,15 @@ class FridgeState:
     stopped_ms: FloatArray
     mains_off_ms: FloatArray
     since_mains_ms: FloatArray
+    current_a: FloatArray  # running current, smoothed over hours
+    current_base_a: FloatArray  # the device's own healthy level, learned over days
     trend: Trend
 
     @classmethod
     def empty(cls) -> FridgeState:
         f = np.zeros(0)
         i = np.zeros(0, dtype=np.int64)
-        return cls(Registry(), f, f, f, i, i, f, f, f, f, f, f, Trend.zeros(0))
+        return cls(Registry(), f, f, f, i, i, f, f, f, f, f, f, f, f, Trend.zeros(0))
 
     def grown(self, n: int) -> FridgeState:
         sp, lim, lim_min = VARIANTS["household"]
@@ -95,6 +104,8 @@ class FridgeState:
             stopped_ms=grow(self.stopped_ms, n, 0.0),
             mains_off_ms=grow(self.mains_off_ms, n, 0.0),
             since_mains_ms=grow(self.since_mains_ms, n, PULL_DOWN_MS),
+            current_a=grow(self.current_a, n, np.nan),
+            current_base_a=grow(self.current_base_a, n, np.nan),
             trend=self.trend.grow(n),
         )
 
@@ -130,11 +141,13 @@ def update(state: FridgeState, batch: TelemetryBatch) -> tuple[FridgeState, Cond
     cab_in = batch.channel("cabinet_c")[order]
     duty_in = batch.channel("compressor_on")[order]
     mains_in = batch.channel("mains_ok")[order]
+    amps_in = batch.channel("compressor_a")[order]
 
     last, origin = st.last_ts_ms.copy(), st.origin_ms.copy()
     duty, cab = st.duty.copy(), st.cabinet_c.copy()
     above, stopped = st.above_ms.copy(), st.stopped_ms.copy()
     mains_off, since_mains = st.mains_off_ms.copy(), st.since_mains_ms.copy()
+    amps, amps_base = st.current_a.copy(), st.current_base_a.copy()
     trend = st.trend
     for r in range(int(rank.max()) + 1 if rank.size else 0):
         m = (rank == r) & fresh
@@ -153,8 +166,18 @@ def update(state: FridgeState, batch: TelemetryBatch) -> tuple[FridgeState, Cond
         settled = mains_ok & (since_mains[d] >= PULL_DOWN_MS)
         warm = cab_in[m] > st.limit_c[d]
         above[d] = np.where(settled & warm, above[d] + dt_ms, 0.0)
-        is_stopped = settled & (duty_in[m] < 0.05) & (cab_in[m] > st.setpoint_c[d] + 2.5)
+        # A stopped compressor: the thermostat calls for cooling but no current flows, or
+        # (without a current sensor) nothing runs while the cabinet is warm.
+        no_current = (duty_in[m] > 0.5) & (amps_in[m] < 0.2)
+        idle_warm = (duty_in[m] < 0.05) & (cab_in[m] > st.setpoint_c[d] + 2.5)
+        is_stopped = settled & (no_current | idle_warm)
         stopped[d] = np.where(is_stopped, stopped[d] + dt_ms, 0.0)
+        running = settled & (duty_in[m] > 0.05) & (amps_in[m] >= 0.2)
+        a_run = np.where(running, amps_in[m], np.nan)
+        amps[d] = ewm_update(amps[d], a_run, ewm_alpha(dt_s, TAU_CURRENT_FAST_S))
+        # Do not learn the baseline from readings that already look worn.
+        learn = np.where(np.nan_to_num(amps[d] / amps_base[d], nan=1.0) < 1.05, a_run, np.nan)
+        amps_base[d] = ewm_update(amps_base[d], learn, ewm_alpha(dt_s, TAU_CURRENT_BASE_S))
         x_days = (t - origin[d]) / MS_PER_DAY
         y = np.where(settled, duty_in[m], np.nan)
         trend = trend.update(d, x_days, y, np.exp(-dt_s / TAU_TREND_S))
@@ -164,7 +187,7 @@ def update(state: FridgeState, batch: TelemetryBatch) -> tuple[FridgeState, Cond
     touched[dev_s[fresh]] = True
     new = FridgeState(
         reg, st.setpoint_c, st.limit_c, st.limit_ms, last, origin, duty, cab,
-        above, stopped, mains_off, since_mains, trend,
+        above, stopped, mains_off, since_mains, amps, amps_base, trend,
     )  # fmt: skip
     return new, assess(new, touched)
 
@@ -178,14 +201,22 @@ def assess(st: FridgeState, touched: BoolArray) -> Condition:
     eta_d, lo_d, hi_d = time_to_cross(level, slope, se, np.full(n, DUTY_SATURATED))
     with np.errstate(divide="ignore", invalid="ignore"):
         t_stat = np.nan_to_num(slope / se)
+    history_d = np.where(st.origin_ms >= 0, x_now, 0.0)
     trending = (
-        (slope > MIN_SLOPE_PER_DAY) & (t_stat > MIN_T_STAT) & (eta_d < HORIZON_DAYS) & (n_eff > 24)
+        (slope > MIN_SLOPE_PER_DAY)
+        & (t_stat > MIN_T_STAT)
+        & (eta_d < HORIZON_DAYS)
+        & (n_eff > 24)
+        & (history_d >= MIN_HISTORY_DAYS)
     )
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.nan_to_num(st.current_a / st.current_base_a, nan=1.0)
+    wearing = (ratio > WEAR_RATIO) & (history_d >= 1.0)
     excess = np.nan_to_num(st.cabinet_c - st.setpoint_c)
     saturated = (np.nan_to_num(st.duty) > 0.93) & (excess > 1.5) & (st.mains_off_ms == 0)
     stopped = st.stopped_ms >= STOPPED_AFTER_MS
     failing = st.above_ms >= st.limit_ms
-    active = trending | saturated | stopped | failing
+    active = trending | saturated | stopped | failing | wearing
     severity = np.where(stopped | failing, 2, np.where(active, 1, 0)).astype(np.int64)
 
     # Failure follows saturation by about the time the cabinet may stay above its limit.
@@ -194,6 +225,11 @@ def assess(st: FridgeState, touched: BoolArray) -> Condition:
     eta = np.where(trending, now + eta_d * MS_PER_DAY + lim, np.nan)
     lo = np.where(trending, now + lo_d * MS_PER_DAY + 0.25 * lim, np.nan)
     hi = np.where(trending, now + np.minimum(hi_d, 60.0) * MS_PER_DAY + 2.0 * lim, np.nan)
+    lo_w, mid_w, hi_w = (now + d * MS_PER_DAY for d in WEAR_ETA_DAYS)
+    wear_only = wearing & ~trending
+    eta = np.where(wear_only, mid_w, eta)
+    lo = np.where(wear_only, lo_w, lo)
+    hi = np.where(wear_only, hi_w, hi)
     soon = (saturated | stopped) & ~failing
     remaining = np.maximum(lim - st.above_ms, 0.0)
     eta = np.where(soon, now + remaining + 0.5 * 3600_000.0, eta)
@@ -205,8 +241,15 @@ def assess(st: FridgeState, touched: BoolArray) -> Condition:
 
     score = np.maximum(logistic(t_stat - MIN_T_STAT) * trending, np.where(severity == 2, 1.0, 0.0))
     score = np.maximum(score, np.where(saturated, 0.9, 0.0))
+    score = np.maximum(score, np.where(wearing, np.clip((ratio - 1.0) * 4.0, 0.5, 1.0), 0.0))
     raw = np.stack(
-        [np.maximum(t_stat, 0.0) * trending, np.maximum(excess, 0.0), stopped * 10.0], axis=1
+        [
+            np.maximum(t_stat, 0.0) * trending,
+            np.maximum(excess, 0.0),
+            stopped * 10.0,
+            np.maximum(ratio - 1.0, 0.0) * 20.0 * wearing,
+        ],
+        axis=1,
     )
     return Condition(
         fault=FAULT,

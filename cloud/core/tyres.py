@@ -55,9 +55,9 @@ PRESSURE_REASONS: Final = (
 )
 TREAD_REASONS: Final = (
     "",
-    "tread is below 3 mm: replacement advised",
-    "tread will reach the 1.6 mm legal limit soon",
-    "tread is below the 1.6 mm legal limit",
+    "tyre tread is below 3 mm: replacement advised",
+    "tyre tread will reach the 1.6 mm legal limit soon",
+    "tyre tread is below the 1.6 mm legal limit",
 )
 
 
@@ -214,39 +214,46 @@ def assess_pressure(st: TyreState, touched: BoolArray) -> Condition:
 
 
 def assess_tread(st: TyreState, touched: BoolArray) -> Condition:
+    """Tread is one root cause per vehicle (tyres are replaced together): the worst tyre counts."""
     n = st.last_ts_ms.shape[0]
+    n_dev = n // 4
     icpt, slope, se, _ = st.tread.fit()
     x_now = (st.last_ts_ms - st.origin_ms) / MS_PER_DAY
     level = np.where(np.isnan(icpt), st.tread_mm, icpt + slope * x_now)
     eta_d, lo_d, hi_d = time_to_cross(level, slope, se, np.full(n, TREAD_LEGAL_MM))
-    tread = np.nan_to_num(st.tread_mm, nan=np.inf)
-    illegal = tread < TREAD_LEGAL_MM
+    eta_d, lo_d, hi_d = (a.reshape(n_dev, 4) for a in (eta_d, lo_d, hi_d))
+    tread = np.nan_to_num(st.tread_mm, nan=np.inf).reshape(n_dev, 4)
+    worst = np.argmin(tread, axis=1)
+    rows = np.arange(n_dev)
+    tread_min = tread[rows, worst]
+    eta_d, lo_d, hi_d = eta_d.min(axis=1), lo_d.min(axis=1), hi_d.min(axis=1)
+    illegal = tread_min < TREAD_LEGAL_MM
     soon = ~illegal & (eta_d < HORIZON_DAYS)
-    advice = tread < TREAD_ADVICE_MM
+    advice = tread_min < TREAD_ADVICE_MM
     active = illegal | soon | advice
-    now = st.last_ts_ms.astype(np.float64)
+    now = st.last_ts_ms.reshape(n_dev, 4).max(axis=1).astype(np.float64)
     has_eta = soon | (advice & np.isfinite(eta_d))
     eta = np.where(illegal, now, np.where(has_eta, now + eta_d * MS_PER_DAY, np.nan))
     lo = np.where(illegal, now, np.where(has_eta, now + lo_d * MS_PER_DAY, np.nan))
-    hi = np.where(
-        illegal, now, np.where(has_eta, now + np.minimum(hi_d, 365.0) * MS_PER_DAY, np.nan)
-    )
-    depth = np.clip((TREAD_ADVICE_MM - tread) / (TREAD_ADVICE_MM - TREAD_LEGAL_MM), 0.0, 1.0)
+    hi_ms = now + np.minimum(hi_d, 365.0) * MS_PER_DAY
+    hi = np.where(illegal, now, np.where(has_eta, hi_ms, np.nan))
+    depth = np.clip((TREAD_ADVICE_MM - tread_min) / (TREAD_ADVICE_MM - TREAD_LEGAL_MM), 0.0, 1.0)
     return Condition(
         fault=TREAD_FAULT,
-        unit_device=np.repeat(np.arange(n // 4, dtype=np.int64), 4),
-        unit_label=_labels(n // 4),
-        unit_key=np.arange(n, dtype=np.int64),
-        touched=touched,
+        unit_device=np.arange(n_dev, dtype=np.int64),
+        unit_label=("",) * n_dev,
+        touched=np.asarray(touched.reshape(n_dev, 4).any(axis=1), dtype=bool),
         active=active,
         severity=np.where(illegal, 2, np.where(soon, 1, 0)).astype(np.int64),
         score=np.where(active, np.maximum(depth, 0.5), 0.0),
-        ts_ms=st.last_ts_ms.copy(),
+        ts_ms=now.astype(np.int64),
         eta_ms=eta,
         eta_lo_ms=lo,
         eta_hi_ms=hi,
-        signals=("tread_depth",),
-        contributions=np.ones((n, 1)) * active[:, None],
+        signals=tuple(f"{p}.tread_mm" for p in POSITIONS),
+        contributions=normalise_contributions(
+            np.clip(TREAD_ADVICE_MM - tread, 0.0, None) * active[:, None]
+        ),
         reason=np.select([illegal, soon, advice], [3, 2, 1], default=0).astype(np.int64),
         reason_names=TREAD_REASONS,
     )

@@ -33,9 +33,9 @@ SLOT_KEY: Final = 1024  # unit key of a slot: device * SLOT_KEY + slot column
 TAU_RATE_S: Final = 3 * 86400.0
 TAU_CABINET_S: Final = 1800.0
 RESTOCK_HORIZON_H: Final = 36.0
-JAM_AFTER_MS: Final = 2 * 3600_000.0
-WARM_CABINET_C: Final = 12.0
-WARM_AFTER_MS: Final = 3600_000.0
+JAM_AFTER_FAILS: Final = 2.0  # failed vends in a row, with stock left, that mean a jam
+WARM_CABINET_C: Final = 7.0  # the profile's cabinet limit
+WARM_AFTER_MS: Final = 30 * 60_000.0  # half the profile's 60 minutes: act before it counts
 _SLOT_RE: Final = re.compile(r"^slot\.([A-J][0-9]{1,2})\.(stock|vends|fails)$")
 
 
@@ -47,7 +47,7 @@ class VendingState:
     stock: FloatArray  # (n_devices, n_slots); NaN = slot absent
     capacity: FloatArray  # most stock ever seen in the slot
     rate_per_h: FloatArray
-    jam_ms: FloatArray
+    jam_fails: FloatArray  # failed vends since the slot last served one
     cabinet_c: FloatArray  # (n_devices,)
     warm_ms: FloatArray
 
@@ -73,14 +73,14 @@ class VendingState:
             stock=grid(self.stock, np.nan),
             capacity=grid(self.capacity, 0.0),
             rate_per_h=grid(self.rate_per_h, np.nan),
-            jam_ms=grid(self.jam_ms, 0.0),
+            jam_fails=grid(self.jam_fails, 0.0),
             cabinet_c=grow(self.cabinet_c, n_dev, np.nan),
             warm_ms=grow(self.warm_ms, n_dev, 0.0),
         )
 
     @property
     def state_bytes(self) -> int:
-        arrays = (self.last_ts_ms, self.stock, self.capacity, self.rate_per_h, self.jam_ms)
+        arrays = (self.last_ts_ms, self.stock, self.capacity, self.rate_per_h, self.jam_fails)
         return sum(a.nbytes for a in arrays) + self.cabinet_c.nbytes + self.warm_ms.nbytes
 
 
@@ -127,7 +127,7 @@ def update(state: VendingState, batch: TelemetryBatch) -> tuple[VendingState, li
 
     last = st.last_ts_ms.copy()
     stock, cap, rate = st.stock.copy(), st.capacity.copy(), st.rate_per_h.copy()
-    jam, cab, warm = st.jam_ms.copy(), st.cabinet_c.copy(), st.warm_ms.copy()
+    jam, cab, warm = st.jam_fails.copy(), st.cabinet_c.copy(), st.warm_ms.copy()
     fresh = ts_s > last[dev_s]
     for r in range(int(rank.max()) + 1 if rank.size else 0):
         m = (rank == r) & fresh
@@ -147,9 +147,11 @@ def update(state: VendingState, batch: TelemetryBatch) -> tuple[VendingState, li
         cap[d] = np.fmax(cap[d], np.nan_to_num(s_new, nan=0.0))
         failing = (np.nan_to_num(fails_in[m]) > 0) & (np.nan_to_num(stock[d]) > 0)
         served = np.nan_to_num(sold) > 0
-        jam[d] = np.where(failing, jam[d] + dt_s[:, None] * 1000.0, np.where(served, 0.0, jam[d]))
+        fails_now = np.where(failing, np.nan_to_num(fails_in[m]), 0.0)
+        jam[d] = np.where(served, fails_now, jam[d] + fails_now)
         cab[d] = ewm_update(cab[d], cab_in[m], ewm_alpha(dt_s, TAU_CABINET_S))
-        warm[d] = np.where(np.nan_to_num(cab[d]) > WARM_CABINET_C, warm[d] + dt_s * 1000.0, 0.0)
+        warm_now = np.nan_to_num(cab_in[m], nan=-np.inf) > WARM_CABINET_C
+        warm[d] = np.where(warm_now, warm[d] + dt_s * 1000.0, 0.0)
         last[d] = t
 
     touched = np.zeros(len(reg), dtype=bool)
@@ -222,11 +224,13 @@ def assess_restock(st: VendingState, touched: BoolArray) -> Condition:
 
 
 def assess_jams(st: VendingState, touched: BoolArray) -> Condition:
-    d, c = np.nonzero((st.jam_ms > 0) & touched[:, None]) if st.jam_ms.size else ([], [])
+    # Every known slot of the touched machines, so that a cleared jam can close its episode.
+    known = ~np.isnan(st.stock) | (st.capacity > 0)
+    d, c = np.nonzero(known & touched[:, None]) if st.jam_fails.size else ([], [])
     d = np.asarray(d, dtype=np.int64)
     c = np.asarray(c, dtype=np.int64)
-    jam = st.jam_ms[d, c] if d.size else np.zeros(0)
-    active = jam >= JAM_AFTER_MS
+    jam = st.jam_fails[d, c] if d.size else np.zeros(0)
+    active = jam >= JAM_AFTER_FAILS
     now = st.last_ts_ms[d].astype(np.float64)
     h = hours_to_empty(st)[d, c] if d.size else np.zeros(0)
     return Condition(
@@ -237,7 +241,7 @@ def assess_jams(st: VendingState, touched: BoolArray) -> Condition:
         touched=np.ones(d.shape[0], dtype=bool),
         active=active,
         severity=np.where(active, 1, 0).astype(np.int64),
-        score=np.clip(jam / (2 * JAM_AFTER_MS), 0.0, 1.0),
+        score=np.clip(jam / (2 * JAM_AFTER_FAILS), 0.0, 1.0),
         ts_ms=st.last_ts_ms[d].copy(),
         eta_ms=np.where(active, now, np.nan),
         eta_lo_ms=np.where(active, now, np.nan),
