@@ -17,9 +17,12 @@ CONTRACT_VERSION: Final = 1
 TOPIC_ROOT: Final = "forewarn/v1"
 KINDS: Final = ("fridge", "vending", "tyres")
 SUFFIXES: Final = ("telemetry", "event", "status", "cmd", "cmd/ack")
-DEVICE_ID_RE: Final = re.compile(r"^[a-z0-9][a-z0-9-]{2,47}$")
+# The pattern as JSON Schemas write it (ECMA-262, where "$" is the end of the string); Python's
+# "$" would also match before a trailing newline, so the compiled form ends in \Z.
+DEVICE_ID_PATTERN: Final = "^[a-z0-9][a-z0-9-]{2,47}$"
+DEVICE_ID_RE: Final = re.compile(DEVICE_ID_PATTERN[:-1] + r"\Z")
 _TOPIC_RE: Final = re.compile(
-    r"^forewarn/v1/(?P<kind>[^/]+)/(?P<device_id>[^/]+)/(?P<suffix>telemetry|event|status|cmd|cmd/ack)$"
+    r"^forewarn/v1/(?P<kind>[^/]+)/(?P<device_id>[^/]+)/(?P<suffix>telemetry|event|status|cmd|cmd/ack)\Z"
 )
 
 

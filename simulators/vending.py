@@ -36,9 +36,9 @@ CHANNELS: Final = BASE_CHANNELS + tuple(
 )
 FAULTS: Final = ("jammed_coil", "cooling_failure")
 SETPOINT_C: Final = 4.0
-_FAILURE: Final = load_profile(KIND)["failure"]
-LIMIT_C: Final = float(_FAILURE["cabinet_limit_c"])
-LIMIT_MS: Final = int(_FAILURE["cabinet_limit_minutes"]) * 60_000
+_FAILURE: Final = load_profile(KIND)["failures"]["warm_cabinet"]
+LIMIT_C: Final = float(_FAILURE["limit_c"])
+LIMIT_MS: Final = int(_FAILURE["limit_minutes"]) * 60_000
 
 PRODUCTS: Final = (
     ("Cola 0.33l", 150, 1.6),
