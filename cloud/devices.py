@@ -51,11 +51,14 @@ class DeviceDirectory:
             )  # fmt: skip
         return info
 
-    def saw_data(self, kind: str, device_id: str, last_ts_ms: int, rows: int) -> None:
+    def saw_data(
+        self, kind: str, device_id: str, first_ts_ms: int, last_ts_ms: int, rows: int
+    ) -> None:
         with self._lock:
-            info = self._get(kind, device_id, last_ts_ms)
+            info = self._get(kind, device_id, first_ts_ms)
             self._devices[device_id] = replace(
                 info,
+                first_seen_ms=min(info.first_seen_ms, first_ts_ms),
                 last_seen_ms=max(info.last_seen_ms, last_ts_ms),
                 readings=info.readings + rows,
                 presence="online",

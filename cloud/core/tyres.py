@@ -131,7 +131,9 @@ def update(state: TyreState, batch: TelemetryBatch) -> tuple[TyreState, list[Con
     pres = np.stack([batch.channel(f"{p}.pressure_kpa")[order] for p in POSITIONS], axis=1)
     temp = np.stack([batch.channel(f"{p}.temp_c")[order] for p in POSITIONS], axis=1)
     tread_in = np.stack([batch.channel(f"{p}.tread_mm")[order] for p in POSITIONS], axis=1)
+    # Without a tyre or ambient temperature the pressure is taken as is (no compensation).
     temp = np.where(np.isnan(temp), ambient[:, None], temp)
+    temp = np.where(np.isnan(temp), T_REF_K - 273.15, temp)
     p20_all = compensate_kpa(pres, temp)
 
     last, origin = st.last_ts_ms.copy(), st.origin_ms.copy()

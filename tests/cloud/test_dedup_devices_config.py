@@ -38,7 +38,7 @@ def status(state: str, ts: int | None, reason: str | None = None) -> Status:
 def test_device_is_offline_when_its_reporting_interval_passes_without_data():
     d = DeviceDirectory()
     d.saw_status(status("online", 1_000), now_ms=1_000)
-    d.saw_data("fridge", "fr-000001", 60_000, rows=10)
+    d.saw_data("fridge", "fr-000001", 0, 60_000, rows=10)
     info = d.get("fr-000001")
     assert info is not None
     assert info.online(60_000 + 3 * 600_000)
@@ -48,13 +48,13 @@ def test_device_is_offline_when_its_reporting_interval_passes_without_data():
 
 def test_last_will_means_offline_at_once_and_data_brings_it_back():
     d = DeviceDirectory()
-    d.saw_data("fridge", "fr-000001", 60_000, rows=1)
+    d.saw_data("fridge", "fr-000001", 60_000, 60_000, rows=1)
     d.saw_status(status("offline", None, "lost"), now_ms=61_000)
     info = d.get("fr-000001")
     assert info is not None
     assert not info.online(61_000)
     assert info.presence_reason == "lost"
-    d.saw_data("fridge", "fr-000001", 120_000, rows=1)
+    d.saw_data("fridge", "fr-000001", 120_000, 120_000, rows=1)
     info = d.get("fr-000001")
     assert info is not None
     assert info.online(120_000)
