@@ -29,8 +29,11 @@ def decision_id(device_id: str, fault: str, opened_ms: int) -> str:
     seen again (a duplicate message, a replay after a crash, a retry) gives the same id, which is
     what the actions outbox keys on.
 
-    >>> decision_id("fr-0001", "fridge.cooling_loss", 1) == decision_id("fr-0001", "fridge.cooling_loss", 1)
+    >>> a = decision_id("fr-0001", "fridge.cooling", 1_767_225_600_000)
+    >>> a == decision_id("fr-0001", "fridge.cooling", 1_767_225_600_000)
     True
+    >>> a == decision_id("fr-0001", "fridge.cooling", 1_767_229_200_000)
+    False
     """
     return str(uuid.uuid5(_NAMESPACE, f"{device_id}|{fault}|{opened_ms}"))
 
@@ -59,7 +62,9 @@ class Decision:
     eta_lo_ms: int | None = None  # 80 % interval
     eta_hi_ms: int | None = None
     contributions: tuple[tuple[str, float], ...] = ()  # (signal, share) pairs summing to ~1
-    details: tuple[tuple[str, str], ...] = field(default=())  # e.g. (("slot", "A3"), ("tyre", "fl"))
+    details: tuple[tuple[str, str], ...] = field(
+        default=()
+    )  # e.g. (("slot", "A3"), ("tyre", "fl"))
 
     @property
     def correlation_id(self) -> str:

@@ -43,7 +43,7 @@ class SmtpSink:
         sink = self
 
         class Handler:
-            async def handle_DATA(self, server: object, session: object, envelope: object) -> str:  # noqa: N802
+            async def handle_DATA(self, server: object, session: object, envelope: object) -> str:
                 sink.messages.append(envelope.content)  # type: ignore[attr-defined]
                 sink.envelopes.append(
                     (envelope.mail_from, list(envelope.rcpt_tos))  # type: ignore[attr-defined]
@@ -113,7 +113,7 @@ class VictoriaMetrics:
             )
         self.port = free_port()
         self._tmp = tempfile.TemporaryDirectory(prefix="forewarn-vm-")
-        self.proc = subprocess.Popen(  # noqa: S603
+        self.proc = subprocess.Popen(
             [
                 binary,
                 f"-httpListenAddr=127.0.0.1:{self.port}",

@@ -16,7 +16,9 @@ STEP = 600_000  # 10 minutes
 T0 = 1_767_225_600_000
 
 
-def make_batch(kind: str, device: str, ts: np.ndarray, cols: dict[str, np.ndarray], seq0: int = 0) -> TelemetryBatch:
+def make_batch(
+    kind: str, device: str, ts: np.ndarray, cols: dict[str, np.ndarray], seq0: int = 0
+) -> TelemetryBatch:
     names = tuple(cols)
     return TelemetryBatch(
         kind=kind,
@@ -83,7 +85,8 @@ def test_refrigerant_leak_is_ticketed_before_the_cabinet_warms():
     first = decisions[0]
     assert first.fault == "fridge.cooling"
     assert first.ts_ms < saturate_ms - 2 * DAY
-    assert first.eta_lo_ms is not None and first.eta_hi_ms is not None
+    assert first.eta_lo_ms is not None
+    assert first.eta_hi_ms is not None
     assert first.eta_lo_ms <= first.eta_ms <= first.eta_hi_ms
     assert {d.decision_id for d in decisions} == {first.decision_id}
 
@@ -94,7 +97,9 @@ def test_streaming_equals_batch_for_fridges():
     s_batch, _ = fleet.update(fleet.FleetState.empty(), one)
     s_stream = fleet.FleetState.empty()
     for i in range(ts.size):
-        row = make_batch("fridge", "dev-001", ts[i : i + 1], {k: v[i : i + 1] for k, v in cols.items()})
+        row = make_batch(
+            "fridge", "dev-001", ts[i : i + 1], {k: v[i : i + 1] for k, v in cols.items()}
+        )
         s_stream, _ = fleet.update(s_stream, row)
     for name in ("duty", "cabinet_c", "above_ms", "last_ts_ms"):
         np.testing.assert_allclose(getattr(s_batch.fridge, name), getattr(s_stream.fridge, name))
@@ -125,7 +130,8 @@ def test_compressor_stop_is_critical_at_once_but_power_cut_is_not_a_fault():
     cols["compressor_on"] = np.where(stop, 0.0, cols["compressor_on"])
     cols["cabinet_c"] = np.where(stop, 4.0 + (ts - T0 - 4 * DAY) / 3600_000.0, 4.0)
     _, decisions = run("fridge", ts, cols)
-    assert decisions and decisions[0].severity == "critical"
+    assert decisions
+    assert decisions[0].severity == "critical"
     assert "compressor" in decisions[0].summary
 
     ts, cols = fridge_rows(6, 0.4)
@@ -155,7 +161,9 @@ def tyre_rows(days: float, leak_kpa_per_day: float = 0.0, puncture_at_day: float
     gauge = (cold + 101.325) * (ambient + 273.15) / 293.15 - 101.325
     cols = {"ambient_c": ambient}
     for p in ("fl", "fr", "rl", "rr"):
-        cols[f"{p}.pressure_kpa"] = gauge.copy() if p == "fl" else (240.0 + 101.325) * (ambient + 273.15) / 293.15 - 101.325
+        cols[f"{p}.pressure_kpa"] = (
+            gauge.copy() if p == "fl" else (240.0 + 101.325) * (ambient + 273.15) / 293.15 - 101.325
+        )
         cols[f"{p}.temp_c"] = ambient
     return ts, cols
 
@@ -226,7 +234,11 @@ def test_jammed_coil_is_found_from_failed_vends_with_stock_left():
 
 @pytest.mark.parametrize("kind", ["fridge", "tyres", "vending"])
 def test_devices_appearing_later_grow_the_state(kind):
-    ts, cols = {"fridge": fridge_rows(0.5, 0.4), "tyres": tyre_rows(0.5), "vending": vending_rows(0.5)}[kind]
+    ts, cols = {
+        "fridge": fridge_rows(0.5, 0.4),
+        "tyres": tyre_rows(0.5),
+        "vending": vending_rows(0.5),
+    }[kind]
     state = fleet.FleetState.empty()
     state, _ = fleet.update(state, make_batch(kind, "dev-a", ts, cols))
     state, conds = fleet.update(state, make_batch(kind, "dev-b", ts, cols))
