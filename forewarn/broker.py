@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import socket
 import subprocess
@@ -35,8 +36,12 @@ def broker_config(port: int, data_dir: Path, host: str = "127.0.0.1") -> str:
     included) and cap in-flight messages; a broker that feeds ingest must never do that, so the
     queue limits are lifted and the byte limit is what bounds memory instead.
     """
+    # Started as root, Mosquitto would switch to the 'mosquitto' user, which cannot write a
+    # private data directory; then sessions and queued messages would not survive a restart.
+    run_as = ["user root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []
     return "\n".join(
         [
+            *run_as,
             f"listener {port} {host}",
             "allow_anonymous true",
             "persistence true",

@@ -1,4 +1,4 @@
-"""The HTTP API and overview page over a real cloud service (real broker, SQLite, embedded store)."""
+"""The HTTP API and overview page over a real cloud service (broker, SQLite, embedded store)."""
 
 from __future__ import annotations
 
