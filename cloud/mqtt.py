@@ -25,11 +25,13 @@ from cloud.wire import RawMessage
 
 log = logging.getLogger(__name__)
 
+# Any contract version: a device speaking an unknown version is dead-lettered with the reason
+# "topic" instead of going unseen. The cloud's own downstream "cmd" topics are not subscribed.
 INGEST_TOPICS = (
-    "forewarn/v1/+/+/telemetry",
-    "forewarn/v1/+/+/event",
-    "forewarn/v1/+/+/status",
-    "forewarn/v1/+/+/cmd/ack",
+    "forewarn/+/+/+/telemetry",
+    "forewarn/+/+/+/event",
+    "forewarn/+/+/+/status",
+    "forewarn/+/+/+/cmd/ack",
 )
 SESSION_EXPIRY_S = 7 * 86400
 

@@ -163,8 +163,17 @@ class Pipeline:
         # Commit the new state only after every effect of this group is durable.
         self.state, self.policy = state, policy
         self.counters.readings_stored += stored
+        seen: dict[str, tuple[str, int, int, int]] = {}
         for t in telemetry:
-            self.directory.saw_data(t.kind, t.device_id, t.ts_ms[0], t.ts_ms[-1], len(t.ts_ms))
+            kind, first, last, rows = seen.get(t.device_id, (t.kind, t.ts_ms[0], t.ts_ms[-1], 0))
+            seen[t.device_id] = (
+                kind,
+                min(first, t.ts_ms[0]),
+                max(last, t.ts_ms[-1]),
+                rows + len(t.ts_ms),
+            )
+        for device_id, (kind, first, last, rows) in seen.items():
+            self.directory.saw_data(kind, device_id, first, last, rows)
         if decisions and self._on_decisions is not None:
             self._on_decisions(decisions)
         return decisions

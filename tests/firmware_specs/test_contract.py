@@ -343,8 +343,15 @@ def test_topics_json_directions_qos_and_schemas() -> None:
         access = "read" if info["direction"] == "cloud_to_device" else "write"
         assert info["acl"].split()[:2] == ["pattern", access]
     assert SUFFIX_INFO["cmd"]["direction"] == "cloud_to_device"
-    subscription = TOPICS["cloud"]["ingest_subscription"]
-    assert subscription == f"$share/forewarn-ingest/{TOPICS['cloud']['ingest_subscription_plain']}"
+    upstream = [s for s, info in SUFFIX_INFO.items() if info["direction"] != "cloud_to_device"]
+    assert TOPICS["cloud"]["ingest_subscriptions"] == [f"forewarn/+/+/+/{s}" for s in upstream]
+    assert TOPICS["cloud"]["ingest_shared_group_prefix"] == "$share/forewarn-ingest/"
+
+
+def test_the_cloud_subscribes_to_what_topics_json_says() -> None:
+    from cloud.mqtt import INGEST_TOPICS
+
+    assert list(INGEST_TOPICS) == TOPICS["cloud"]["ingest_subscriptions"]
 
 
 def test_asyncapi_describes_every_topic_and_schema() -> None:

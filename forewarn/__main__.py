@@ -1,0 +1,7 @@
+"""``python -m forewarn``."""
+
+import sys
+
+from forewarn.cli import main
+
+sys.exit(main())
