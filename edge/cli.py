@@ -8,7 +8,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import FrameType
 from urllib.parse import unquote, urlsplit
@@ -18,8 +18,11 @@ from edge.channels import catalog
 from edge.config import AgentConfig
 from edge.errors import EdgeConfigError, EdgeError
 from edge.outbox import wall_clock_ms
-from edge.sources import CsvReplaySource
-from firmware_specs import DEVICE_ID_RE, KINDS, load_profile
+from edge.sources import CsvReplaySource, ReplaySource
+from firmware_specs import DEVICE_ID_PATTERN, DEVICE_ID_RE, KINDS, load_profile
+
+# Other packages can offer sources by URL scheme, e.g. the simulators' ``sim:SEED``.
+SourceFactory = Callable[[str, str, float], ReplaySource]
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -47,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--kind", required=True, choices=KINDS, help="product kind")
     parser.add_argument(
-        "--device-id", required=True, type=_device_id, help=f"device id ({DEVICE_ID_RE.pattern})"
+        "--device-id", required=True, type=_device_id, help=f"device id ({DEVICE_ID_PATTERN})"
     )
     parser.add_argument(
         "--broker",
@@ -59,7 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         help="outbox file (default forewarn-data/edge/DEVICE_ID.outbox.sqlite)",
     )
-    parser.add_argument("--source", required=True, type=_source, help="sensor source, csv:FILE")
+    parser.add_argument(
+        "--source", required=True, type=_source, help="sensor source: csv:FILE (or sim:SEED)"
+    )
     parser.add_argument(
         "--speed", type=_positive_float, default=1.0, help="replay speed-up (default 1)"
     )
@@ -91,15 +96,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(
+    argv: Sequence[str] | None = None, sources: Mapping[str, SourceFactory] | None = None
+) -> int:
+    """Run the agent; ``sources`` adds source schemes beside ``csv``."""
+    factories: dict[str, SourceFactory] = {"csv": _csv_source, **(sources or {})}
     parser = build_parser()
     args = parser.parse_args(argv)
+    scheme, location = args.source
+    if scheme not in factories:
+        known = ", ".join(f"{k}:..." for k in factories)
+        parser.error(f"--source {scheme}:{location}: unknown source; use one of {known}")
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
-        source = CsvReplaySource(args.source, speed=args.speed)
+        source = factories[scheme](args.kind, location, float(args.speed))
         for channel in source.channels:
             catalog(args.kind).range_of(channel)
         config = _config(args, source)
@@ -110,7 +123,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     return _run(agent, source)
 
 
-def _run(agent: EdgeAgent, source: CsvReplaySource) -> int:
+def _csv_source(kind: str, location: str, speed: float) -> ReplaySource:
+    return CsvReplaySource(Path(location), speed=speed)
+
+
+def _run(agent: EdgeAgent, source: ReplaySource) -> int:
     stop = threading.Event()
     restore = _install_signal_handlers(stop)
     status = EXIT_OK
@@ -148,7 +165,7 @@ def _summary(device_id: str, stats: AgentStats, *, interrupted: bool) -> str:
     )
 
 
-def _config(args: argparse.Namespace, source: CsvReplaySource) -> AgentConfig:
+def _config(args: argparse.Namespace, source: ReplaySource) -> AgentConfig:
     url = urlsplit(args.broker)
     if url.scheme not in ("mqtt", "mqtts") or not url.hostname:
         raise EdgeConfigError(
@@ -161,9 +178,12 @@ def _config(args: argparse.Namespace, source: CsvReplaySource) -> AgentConfig:
     username = args.username or (unquote(url.username) if url.username else None)
     password = os.environ.get(PASSWORD_ENV) or (unquote(url.password) if url.password else None)
     profile = load_profile(args.kind)
-    speed = float(args.speed)
-    # Replayed time is compressed by the speed-up; so is the batching interval.
-    batch_interval_s = max(1, round(int(profile["batch_interval_s"]["default"]) / speed))
+    # Keep the profile's rows per message: a CSV replay compresses its time by the speed-up, a
+    # simulated source keeps real timestamps, and both report their spacing in their own time.
+    rows_per_batch = int(profile["batch_interval_s"]["default"]) / int(
+        profile["sample_interval_s"]["default"]
+    )
+    batch_interval_s = max(1, round(rows_per_batch * source.sample_interval_s))
     sample_interval_s = min(86400, max(1, round(source.sample_interval_s)))
     return AgentConfig(
         device_id=args.device_id,
@@ -174,7 +194,8 @@ def _config(args: argparse.Namespace, source: CsvReplaySource) -> AgentConfig:
         batch_max_rows=args.batch_rows,
         replay_rate_msgs_per_s=args.rate,
         fw=args.fw,
-        model=args.model,
+        model=args.model or source.model,
+        attributes=source.attributes,
         sample_interval_s=sample_interval_s,
         batch_interval_s=batch_interval_s,
         username=username,
@@ -206,15 +227,15 @@ def _install_signal_handlers(stop: threading.Event) -> Callable[[], None]:
 
 def _device_id(text: str) -> str:
     if not DEVICE_ID_RE.match(text):
-        raise argparse.ArgumentTypeError(f"{text!r} must match {DEVICE_ID_RE.pattern}")
+        raise argparse.ArgumentTypeError(f"{text!r} must match {DEVICE_ID_PATTERN}")
     return text
 
 
-def _source(text: str) -> Path:
+def _source(text: str) -> tuple[str, str]:
     scheme, _, rest = text.partition(":")
-    if scheme != "csv" or not rest:
-        raise argparse.ArgumentTypeError(f"{text!r}: only csv:FILE sources are supported")
-    return Path(rest)
+    if not scheme or not rest:
+        raise argparse.ArgumentTypeError(f"{text!r}: a source looks like csv:FILE or sim:SEED")
+    return scheme, rest
 
 
 def _positive_float(text: str) -> float:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from edge.errors import EdgeConfigError
 from edge.outbox import DEFAULT_MAX_BYTES, DEFAULT_TTL_S, Durability
-from firmware_specs import DEVICE_ID_RE, KINDS
+from firmware_specs import DEVICE_ID_PATTERN, DEVICE_ID_RE, KINDS
 
 _MAX_ROWS_PER_MESSAGE = 720  # telemetry.v1.json: ts_ms maxItems
 
@@ -47,7 +47,7 @@ class AgentConfig:
     def __post_init__(self) -> None:
         problems: list[str] = []
         if not isinstance(self.device_id, str) or not DEVICE_ID_RE.match(self.device_id):
-            problems.append(f"device_id {self.device_id!r} must match {DEVICE_ID_RE.pattern}")
+            problems.append(f"device_id {self.device_id!r} must match {DEVICE_ID_PATTERN}")
         if self.kind not in KINDS:
             problems.append(f"kind {self.kind!r} must be one of {', '.join(KINDS)}")
         if not 1 <= self.port <= 65535:

@@ -33,6 +33,26 @@ class SensorSource(Protocol):
         ...
 
 
+class ReplaySource(SensorSource, Protocol):
+    """A source the ``forewarn edge`` command can run: it also describes itself."""
+
+    @property
+    def channels(self) -> tuple[str, ...]: ...
+
+    @property
+    def sample_interval_s(self) -> float: ...
+
+    @property
+    def model(self) -> str:
+        """Model name for the birth message ("" if unknown)."""
+        ...
+
+    @property
+    def attributes(self) -> dict[str, object]:
+        """Birth attributes of the contract (empty if unknown)."""
+        ...
+
+
 class CsvReplaySource:
     """Replays a CSV file as if its sensors were live.
 
@@ -73,6 +93,14 @@ class CsvReplaySource:
             return 1.0
         steps = [b - a for a, b in zip(self._offsets_ms, self._offsets_ms[1:], strict=False)]
         return statistics.median(steps) / 1000
+
+    @property
+    def model(self) -> str:
+        return ""
+
+    @property
+    def attributes(self) -> dict[str, object]:
+        return {}
 
     @property
     def row_count(self) -> int:

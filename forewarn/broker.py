@@ -73,12 +73,18 @@ class MosquittoProcess:
         data_dir: Path | None = None,
         extra_config: str = "",
         host: str = "127.0.0.1",
+        binary: str | None = None,
     ) -> None:
-        binary = shutil.which("mosquitto") or next(
-            (p for p in ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto") if Path(p).exists()),
-            None,
-        )
         if binary is None:
+            binary = shutil.which("mosquitto") or next(
+                (
+                    p
+                    for p in ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto")
+                    if Path(p).exists()
+                ),
+                None,
+            )
+        if binary is None or not Path(binary).is_file():
             raise ConfigError(INSTALL_HINT)
         self.binary = binary
         self.host = host

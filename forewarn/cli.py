@@ -15,6 +15,7 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 
 def _positive_int(text: str) -> int:
@@ -79,14 +80,21 @@ def _demo(args: argparse.Namespace) -> int:
         port=args.port,
         headless=args.headless,
     )
-    demo = Demo(opts, progress=lambda msg: print(f"[demo] {msg}", file=sys.stderr, flush=True))
+
+    def show(summary: dict[str, object]) -> None:
+        if args.json:
+            print(json.dumps(summary), flush=True)
+        else:
+            for key, value in summary.items():
+                print(f"{key:>34}: {value}", flush=True)
+
+    demo = Demo(
+        opts,
+        progress=lambda msg: print(f"[demo] {msg}", file=sys.stderr, flush=True),
+        on_summary=show,
+    )
     _on_signals(demo.stop_requested)
-    summary = demo.run()
-    if args.json:
-        print(json.dumps(summary, sort_keys=False))
-    else:
-        for key, value in summary.items():
-            print(f"{key:>34}: {value}")
+    demo.run()
     return 0
 
 
@@ -120,12 +128,28 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sim_source(kind: str, location: str, speed: float) -> Any:
+    """``sim:SEED`` (a healthy device) or ``sim:SEED:fault`` (one with a fault planned)."""
+    from edge.errors import EdgeConfigError
+
+    seed_text, _, flag = location.partition(":")
+    if not seed_text.isdigit() or flag not in ("", "fault"):
+        raise EdgeConfigError(f"sim:{location}: use sim:SEED or sim:SEED:fault (SEED an integer)")
+    try:
+        from simulators.source import SimulatedDeviceSource
+    except ImportError as exc:  # an edge-only install has no numpy
+        raise EdgeConfigError(f"sim: sources need 'pip install forewarn[sim]' ({exc})") from exc
+    return SimulatedDeviceSource(
+        kind, int(seed_text), speed=speed, fault_share=1.0 if flag else 0.0
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "edge":
         from edge.cli import main as edge_main
 
-        return edge_main(argv[1:])
+        return edge_main(argv[1:], sources={"sim": _sim_source})
     args = _parser().parse_args(argv)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,

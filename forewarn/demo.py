@@ -12,6 +12,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import queue
 import shutil
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from cloud.config import load_settings
-from cloud.errors import ForewarnError
+from cloud.errors import ConfigError, ForewarnError
 from cloud.service import CloudService
 from forewarn.broker import MosquittoProcess
 from forewarn.fleet_runner import DAY_MS, FleetPlan, FleetResult, make_fleet, run_fleet
@@ -46,9 +47,15 @@ class DemoOptions:
 
 
 class Demo:
-    def __init__(self, opts: DemoOptions, progress: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        opts: DemoOptions,
+        progress: Callable[[str], None] | None = None,
+        on_summary: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
         self.opts = opts
         self.progress = progress or (lambda _msg: None)
+        self.on_summary = on_summary or (lambda _summary: None)
         self.stop_requested = threading.Event()
 
     def _clean(self) -> None:
@@ -63,6 +70,8 @@ class Demo:
     def run(self) -> dict[str, Any]:
         opts = self.opts
         wall0 = time.monotonic()
+        if not opts.headless:
+            _check_port_free(opts.port)
         self._clean()
         step_ms = opts.sample_s * 1000
         end_ms = (time.time_ns() // 1_000_000) // step_ms * step_ms
@@ -102,6 +111,7 @@ class Demo:
                 while service.deliver_now():
                     pass
                 summary = self._summary(result, service, wall0)
+                self.on_summary(summary)
                 if server is not None and not self.stop_requested.is_set():
                     self.progress(
                         f"simulation done; console at http://127.0.0.1:{opts.port} (Ctrl-C stops)"
@@ -205,6 +215,17 @@ class Demo:
             **asdict(fault_score),
             "wall_s": round(time.monotonic() - wall0, 1),
         }
+
+
+def _check_port_free(port: int) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError as exc:
+            raise ConfigError(
+                f"port {port} on 127.0.0.1 is in use ({exc.strerror}); choose another with "
+                "--port, or run with --headless"
+            ) from exc
 
 
 def _count_by(items: list[Any], attr: str) -> dict[str, int]:

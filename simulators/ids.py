@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from firmware_specs import DEVICE_ID_RE
+from firmware_specs import DEVICE_ID_PATTERN, DEVICE_ID_RE
 
 
 def device_ids(prefix: str, n: int) -> tuple[str, ...]:
@@ -11,5 +11,5 @@ def device_ids(prefix: str, n: int) -> tuple[str, ...]:
         raise ValueError(f"a fleet cannot have {n} devices")
     ids = tuple(f"{prefix}-{i:06d}" for i in range(1, n + 1))
     if ids and not (DEVICE_ID_RE.match(ids[0]) and DEVICE_ID_RE.match(ids[-1])):
-        raise ValueError(f"id prefix {prefix!r} gives ids that do not match {DEVICE_ID_RE.pattern}")
+        raise ValueError(f"id prefix {prefix!r} gives ids that do not match {DEVICE_ID_PATTERN}")
     return ids

@@ -92,7 +92,8 @@ def test_bad_input_files_stop_with_a_clear_message(
         (["--rate", "fast"], "is not a number"),
         (["--kind", "toaster"], "invalid choice"),
         (["--device-id", "NO"], "must match"),
-        (["--source", "kafka:topic"], "only csv:FILE"),
+        (["--source", "kafka:topic"], "unknown source"),
+        (["--source", "nocolon"], "looks like csv:FILE"),
     ],
 )
 def test_bad_arguments_exit_with_usage_errors(

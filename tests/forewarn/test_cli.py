@@ -1,0 +1,87 @@
+"""The command line: edge with a simulated source into a real cloud, and start-up errors."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from cloud.config import load_settings
+from cloud.errors import ConfigError
+from cloud.service import CloudService
+from forewarn.broker import MosquittoProcess
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_edge_with_a_simulated_source_feeds_the_cloud(broker, tmp_path):
+    service = CloudService(load_settings(data_dir=tmp_path / "cloud", mqtt_url=broker.url))
+    service.start()
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "forewarn", "edge", "--kind", "tyres",
+             "--device-id", "ty-424242", "--broker", broker.url, "--source", "sim:11",
+             "--speed", "100000", "--outbox", str(tmp_path / "ty.db")],
+            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while service.pipeline.counters.readings_stored < 500 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+        assert proc.returncode == 0, err
+        assert "0 left in the outbox" in out
+        readings = int(out.split("): ")[1].split(" readings")[0])
+        assert service.wait_idle(timeout_s=30, quiet_s=1.0)
+        assert service.pipeline.counters.readings_stored == readings
+        assert sum(service.pipeline.counters.rejects_by_reason.values()) == 0
+        info = service.directory.get("ty-424242")
+        assert info is not None
+        assert info.attributes["placard_kpa"]  # the birth carried the simulated vehicle
+    finally:
+        service.stop()
+
+
+def test_an_unknown_sim_source_is_a_usage_error(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "forewarn", "edge", "--kind", "fridge", "--device-id",
+         "fr-000001", "--source", "sim:abc"],
+        cwd=REPO, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert "sim:SEED" in proc.stderr
+
+
+def test_a_missing_broker_binary_says_how_to_install_it():
+    with pytest.raises(ConfigError, match="apt-get install mosquitto"):
+        MosquittoProcess(binary="/nonexistent/mosquitto")
+
+
+def test_demo_with_bad_options_exits_with_usage_error():
+    proc = subprocess.run(
+        [sys.executable, "-m", "forewarn", "demo", "--devices", "0"],
+        cwd=REPO, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert "positive integer" in proc.stderr
+
+
+def test_demo_refuses_a_port_in_use(tmp_path):
+    import socket
+
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        proc = subprocess.run(
+            [sys.executable, "-m", "forewarn", "demo", "--devices", "3", "--port", str(port),
+             "--data-dir", str(tmp_path / "demo")],
+            cwd=REPO, capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+    assert proc.returncode == 2
+    assert f"port {port}" in proc.stderr
+    assert "--headless" in proc.stderr
