@@ -31,7 +31,7 @@ def topic(kind: str, device_id: str, suffix: str) -> str:
     if kind not in KINDS:
         raise ValueError(f"unknown product kind {kind!r}; known: {', '.join(KINDS)}")
     if not DEVICE_ID_RE.match(device_id):
-        raise ValueError(f"device id {device_id!r} does not match {DEVICE_ID_RE.pattern}")
+        raise ValueError(f"device id {device_id!r} does not match {DEVICE_ID_PATTERN}")
     if suffix not in SUFFIXES:
         raise ValueError(f"unknown topic suffix {suffix!r}; known: {', '.join(SUFFIXES)}")
     return f"{TOPIC_ROOT}/{kind}/{device_id}/{suffix}"

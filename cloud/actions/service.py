@@ -38,7 +38,7 @@ from cloud.actions.records import (
 from cloud.actions.senders import EmailSender
 from cloud.decision_types import Action, Decision, Severity
 from cloud.errors import RejectedInput
-from firmware_specs import DEVICE_ID_RE, KINDS
+from firmware_specs import DEVICE_ID_PATTERN, DEVICE_ID_RE, KINDS
 
 # fmt: off
 TICKET_STATUSES: Final = (
@@ -122,7 +122,7 @@ class ActionService:
         attributes: Mapping[str, Any] | None = None,
     ) -> None:
         if not DEVICE_ID_RE.match(device_id):
-            raise RejectedInput(f"device id {device_id!r} does not match {DEVICE_ID_RE.pattern}")
+            raise RejectedInput(f"device id {device_id!r} does not match {DEVICE_ID_PATTERN}")
         if product_kind not in KINDS:
             raise RejectedInput(f"unknown product kind {product_kind!r}")
         if nickname is not None:
