@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import email
 import json
+import os
 import subprocess
 import sys
 import time
@@ -182,11 +183,12 @@ def test_one_ticket_and_one_email_per_root_cause(broker, smtp_server, tmp_path, 
         service.stop()
 
 
-def test_demo_headless_runs_end_to_end_and_loses_no_reading(tmp_path):
+def test_demo_headless_runs_end_to_end_and_loses_no_reading(tmp_path, smtp_server):
+    env = {**os.environ, "FOREWARN_SMTP_URL": smtp_server.url}
     proc = subprocess.run(
         [sys.executable, "-m", "forewarn", "demo", "--headless", "--json", "--devices", "24",
          "--sim-days", "4", "--seed", "3", "--data-dir", str(tmp_path / "demo")],
-        capture_output=True, text=True, timeout=300, cwd=REPO, check=False,
+        capture_output=True, text=True, timeout=300, cwd=REPO, check=False, env=env,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -204,3 +206,12 @@ def test_demo_headless_runs_end_to_end_and_loses_no_reading(tmp_path):
     assert summary["messages_rejected"] == summary["rogue_messages_published"]
     assert summary["outbox_backlog"] == 0
     assert summary["tickets"] >= 1
+    # The customer emails went to the SMTP server named by FOREWARN_SMTP_URL, each once.
+    assert summary["emails_sent"] >= 1
+    messages = smtp_server.wait_for(summary["emails_sent"])
+    assert len(messages) == summary["emails_sent"]
+    ids = {email.message_from_bytes(m, policy=policy.default)["Message-ID"] for m in messages}
+    assert len(ids) == len(messages)
+    assert not (tmp_path / "demo" / "outbox").exists() or not any(
+        (tmp_path / "demo" / "outbox").iterdir()
+    )
