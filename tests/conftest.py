@@ -6,7 +6,6 @@ import os
 import shutil
 import socket
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -105,19 +104,30 @@ def pg_url() -> Iterator[str]:
 
 
 class VictoriaMetrics:
-    def __init__(self) -> None:
+    """A VictoriaMetrics server (accepts influxdb-client writes) that can stop and start again
+    on the same port and data directory."""
+
+    def __init__(self, port: int, data_dir: Path) -> None:
         binary = shutil.which("victoria-metrics") or "/usr/bin/victoria-metrics"
         if not Path(binary).exists():
             raise RuntimeError(
                 "victoria-metrics is not installed: 'apt-get install victoria-metrics'"
             )
-        self.port = free_port()
-        self._tmp = tempfile.TemporaryDirectory(prefix="forewarn-vm-")
+        self.binary = binary
+        self.port = port
+        self.data_dir = data_dir
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
         self.proc = subprocess.Popen(
             [
-                binary,
+                self.binary,
                 f"-httpListenAddr=127.0.0.1:{self.port}",
-                f"-storageDataPath={self._tmp.name}",
+                f"-storageDataPath={self.data_dir}",
                 "-search.latencyOffset=0s",
                 "-loggerLevel=ERROR",
             ],
@@ -130,27 +140,33 @@ class VictoriaMetrics:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
                     return
             except OSError:
-                time.sleep(0.1)
-        self.close()
+                time.sleep(0.05)
+        self.stop()
         raise RuntimeError("victoria-metrics did not start")
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def close(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        self._tmp.cleanup()
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            self.proc = None
 
 
 @pytest.fixture
-def victoria_metrics() -> Iterator[VictoriaMetrics]:
-    vm = VictoriaMetrics()
+def vm_server(tmp_path: Path) -> Iterator[VictoriaMetrics]:
+    """A VictoriaMetrics on a free port, not started yet (the test starts and stops it)."""
+    server = VictoriaMetrics(free_port(), tmp_path / "vm-data")
     try:
-        yield vm
+        yield server
     finally:
-        vm.close()
+        server.stop()
+
+
+@pytest.fixture
+def victoria_metrics(vm_server: VictoriaMetrics) -> VictoriaMetrics:
+    """A running VictoriaMetrics on a free port."""
+    vm_server.start()
+    return vm_server

@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import json
-import shutil
-import socket
-import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -103,61 +99,6 @@ def make_writer(url: str, spool_dir: Path, **options: int) -> InfluxWriter:
     return InfluxWriter(url, "test-token", "forewarn", "telemetry", spool_dir=spool_dir, **settings)
 
 
-class VmServer:
-    """A VictoriaMetrics that can be stopped and started again on the same port and data."""
-
-    def __init__(self, port: int, data_dir: Path) -> None:
-        self.port = port
-        self.data_dir = data_dir
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        binary = shutil.which("victoria-metrics") or "/usr/bin/victoria-metrics"
-        self.proc = subprocess.Popen(
-            [
-                binary,
-                f"-httpListenAddr=127.0.0.1:{self.port}",
-                f"-storageDataPath={self.data_dir}",
-                "-search.latencyOffset=0s",
-                "-loggerLevel=ERROR",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return
-            except OSError:
-                time.sleep(0.05)
-        self.stop()
-        raise RuntimeError("victoria-metrics did not start")
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-            self.proc = None
-
-
-@pytest.fixture
-def vm_server(tmp_path: Path) -> Iterator[VmServer]:
-    server = VmServer(free_port(), tmp_path / "vm-data")
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 def test_rows_land_with_exact_values_and_timestamps(
     victoria_metrics: VictoriaMetrics, tmp_path: Path
 ) -> None:
@@ -208,7 +149,9 @@ def test_channel_names_of_every_kind_survive_line_protocol(
     }
 
 
-def test_server_outage_is_counted_spooled_and_redriven(vm_server: VmServer, tmp_path: Path) -> None:
+def test_server_outage_is_counted_spooled_and_redriven(
+    vm_server: VictoriaMetrics, tmp_path: Path
+) -> None:
     spool_dir = tmp_path / "spool"
     before = fridge_batch({"fr-000001": 1, "fr-000002": 1}, n_rows=50)
     during = fridge_batch({"fr-000001": 2, "fr-000002": 2}, n_rows=120, first_minute=50)
