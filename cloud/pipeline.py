@@ -31,6 +31,7 @@ from cloud.wire import (
     Telemetry,
     decode_many,
     to_batches,
+    topic_identity,
 )
 
 log = logging.getLogger(__name__)
@@ -87,6 +88,17 @@ class Pipeline:
     def process(self, messages: Sequence[RawMessage]) -> list[Decision]:
         with self._lock:
             return self._process(messages)
+
+    def dead_letter(self, message: RawMessage, reason: str, detail: str) -> None:
+        """Keep a message that could not be processed, with why, and count it."""
+        device_id, kind = topic_identity(message.topic)
+        with self._lock:
+            self.records.add_rejects(
+                [Reject(message.topic, message.payload, message.received_ms, reason, detail[:2000],
+                        device_id, kind, 0)]
+            )  # fmt: skip
+            self.counters.messages += 1
+            self.counters.rejects_by_reason[reason] += 1
 
     def _process(self, messages: Sequence[RawMessage]) -> list[Decision]:
         decoded, rejects = decode_many(messages)

@@ -114,15 +114,47 @@ class CloudService:
                 self._stop.wait(backoff_s)
                 backoff_s = min(backoff_s * 2, RETRY_MAX_S)
                 continue
+            except Exception:  # a bug must not stop ingest or lose the group
+                log.exception("ingest failed on a group of %d messages; isolating", len(pending))
+                self.ingest_errors += 1
+                pending = self._isolate(pending)
+                if pending:
+                    continue  # a transient failure while isolating: retry what is left
             finally:
                 self._busy.clear()
             self.subscriber.ack(pending)
             pending = []
             backoff_s = 0.5
 
+    def _isolate(self, group: list[Delivery]) -> list[Delivery]:
+        """Process a failed group one message at a time.
+
+        A message that fails on its own with anything but a transient error is kept as a dead
+        letter (reason ``processing``) and acknowledged, so one poison message can neither stop
+        ingest nor take its neighbours with it. Returns what is still unprocessed when a
+        transient error interrupts (to be retried), else an empty list after acknowledging.
+        """
+        for i, delivery in enumerate(group):
+            try:
+                self.pipeline.process([delivery.message])
+            except TransientError:
+                self.subscriber.ack(group[:i])
+                return group[i:]
+            except Exception as exc:  # recorded with its reason, never lost
+                log.exception("message on %s could not be processed", delivery.message.topic)
+                self.pipeline.dead_letter(
+                    delivery.message, "processing", f"{type(exc).__name__}: {exc}"
+                )
+        self.subscriber.ack(group)
+        return []
+
     def _deliver_loop(self) -> None:
         while not self._stop.wait(0.5):
-            self.deliver_now()
+            try:
+                self.deliver_now()
+            except Exception:  # the relay must outlive a bug in one round
+                self.delivery_errors += 1
+                log.exception("outbox relay round failed; trying again")
 
     def deliver_now(self) -> int:
         try:

@@ -78,6 +78,7 @@ __all__ = [
     "decode",
     "decode_many",
     "to_batches",
+    "topic_identity",
 ]
 
 
@@ -413,7 +414,7 @@ def decode(msg: RawMessage) -> Decoded:
     return _decode_ack(obj, kind, device_id, msg.received_ms)
 
 
-def _topic_identity(topic: str) -> tuple[str | None, str | None]:
+def topic_identity(topic: str) -> tuple[str | None, str | None]:
     parts = specs.parse_topic(topic)
     if parts is None:
         return None, None
@@ -432,7 +433,7 @@ def decode_many(msgs: Iterable[RawMessage]) -> tuple[list[Decoded], list[Reject]
         try:
             decoded.append(decode(msg))
         except DecodeError as exc:
-            device_id, kind = _topic_identity(msg.topic)
+            device_id, kind = topic_identity(msg.topic)
             rows = exc.rows if isinstance(exc, _Rejection) else 0
             payload = bytes(msg.payload)
             rejects.append(
