@@ -155,7 +155,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    from cloud.errors import ConfigError
+    from cloud.errors import ConfigError, ForewarnError
 
     try:
         if args.command == "demo":
@@ -167,6 +167,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"forewarn: configuration error: {exc}", file=sys.stderr)
         return 2
+    except ForewarnError as exc:  # e.g. the broker or database cannot be reached at start-up
+        print(f"forewarn: {exc}", file=sys.stderr)
+        return 1
     print(f"forewarn: unknown command {args.command}", file=sys.stderr)
     return 2
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -85,3 +86,20 @@ def test_demo_refuses_a_port_in_use(tmp_path):
     assert proc.returncode == 2
     assert f"port {port}" in proc.stderr
     assert "--headless" in proc.stderr
+
+
+def test_cloud_says_so_when_the_broker_cannot_be_reached(tmp_path):
+    from forewarn.broker import free_port
+
+    env = {
+        **os.environ,
+        "FOREWARN_MQTT_URL": f"mqtt://127.0.0.1:{free_port()}",
+        "FOREWARN_DATA_DIR": str(tmp_path),
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "forewarn", "cloud"],
+        cwd=REPO, capture_output=True, text=True, timeout=60, check=False, env=env,
+    )  # fmt: skip
+    assert proc.returncode == 1
+    assert "cannot reach the MQTT broker" in proc.stderr
+    assert "Traceback" not in proc.stderr
