@@ -103,3 +103,44 @@ def test_cloud_says_so_when_the_broker_cannot_be_reached(tmp_path):
     assert proc.returncode == 1
     assert "cannot reach the MQTT broker" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_ctrl_c_stops_the_interactive_demo_and_its_broker(tmp_path):
+    from forewarn.broker import free_port
+
+    data = tmp_path / "demo"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "forewarn", "demo", "--devices", "6", "--sim-days", "1",
+         "--port", str(free_port()), "--data-dir", str(data)],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stderr is not None
+        deadline = time.monotonic() + 120
+        lines = []
+        while time.monotonic() < deadline:
+            line = proc.stderr.readline()
+            lines.append(line)
+            if "Ctrl-C stops" in line or not line:
+                break
+        assert any("Ctrl-C stops" in ln for ln in lines), "".join(lines)
+        broker_conf = str(data / "broker" / "mosquitto.conf")
+        assert _running(broker_conf)
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=60)
+        assert proc.returncode == 0
+        assert "readings_stored" in out  # the summary was printed when the simulation ended
+        assert not _running(broker_conf)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def _running(needle: str) -> bool:
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if needle.encode() in cmdline.read_bytes():
+                return True
+        except OSError:
+            continue
+    return False
