@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError, field_validator
@@ -22,6 +23,10 @@ class Settings(BaseSettings):
     mqtt_url: str = Field(default="mqtt://127.0.0.1:1883", description="broker to ingest from")
     mqtt_username: str | None = None
     mqtt_password: str | None = None
+    ingest_receiver: Literal["process", "thread"] = Field(
+        default="process",
+        description="run the MQTT client in its own process (a core of its own) or a thread",
+    )
     mqtt_shared_group: str | None = Field(
         default=None, description="MQTT 5 shared-subscription group for several ingest workers"
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Final
 
 from cloud.wire import Status
@@ -35,59 +35,75 @@ class DeviceInfo:
         return now_ms - self.last_seen_ms <= limit_ms
 
 
+class _Device:
+    """The directory's own mutable record (updated in place on the ingest hot path)."""
+
+    __slots__ = (
+        "attributes", "batch_interval_s", "device_id", "first_seen_ms", "fw", "kind",
+        "last_seen_ms", "model", "presence", "presence_reason", "readings",
+    )  # fmt: skip
+
+    def __init__(self, kind: str, device_id: str, ts_ms: int) -> None:
+        self.device_id, self.kind = device_id, kind
+        self.first_seen_ms = self.last_seen_ms = ts_ms
+        self.readings = 0
+        self.presence = "online"
+        self.presence_reason: str | None = None
+        self.fw: str | None = None
+        self.model: str | None = None
+        self.batch_interval_s = DEFAULT_BATCH_INTERVAL_S
+        self.attributes: dict[str, object] = {}
+
+    def snapshot(self) -> DeviceInfo:
+        return DeviceInfo(
+            self.device_id, self.kind, self.first_seen_ms, self.last_seen_ms, self.readings,
+            self.presence, self.presence_reason, self.fw, self.model, self.batch_interval_s,
+            dict(self.attributes),
+        )  # fmt: skip
+
+
 class DeviceDirectory:
-    """Thread-safe: the ingest worker writes, the API reads."""
+    """Thread-safe: the ingest worker writes, the API reads (snapshots)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._devices: dict[str, DeviceInfo] = {}
+        self._devices: dict[str, _Device] = {}
 
-    def _get(self, kind: str, device_id: str, ts_ms: int) -> DeviceInfo:
-        info = self._devices.get(device_id)
-        if info is None:
-            info = DeviceInfo(
-                device_id, kind, ts_ms, ts_ms, 0, "online", None, None, None,
-                DEFAULT_BATCH_INTERVAL_S, {},
-            )  # fmt: skip
-        return info
+    def _get(self, kind: str, device_id: str, ts_ms: int) -> _Device:
+        dev = self._devices.get(device_id)
+        if dev is None:
+            dev = self._devices[device_id] = _Device(kind, device_id, ts_ms)
+        return dev
 
     def saw_data(
         self, kind: str, device_id: str, first_ts_ms: int, last_ts_ms: int, rows: int
     ) -> None:
         with self._lock:
-            info = self._get(kind, device_id, first_ts_ms)
-            self._devices[device_id] = replace(
-                info,
-                first_seen_ms=min(info.first_seen_ms, first_ts_ms),
-                last_seen_ms=max(info.last_seen_ms, last_ts_ms),
-                readings=info.readings + rows,
-                presence="online",
-                presence_reason=None,
-            )
+            dev = self._get(kind, device_id, first_ts_ms)
+            dev.first_seen_ms = min(dev.first_seen_ms, first_ts_ms)
+            dev.last_seen_ms = max(dev.last_seen_ms, last_ts_ms)
+            dev.readings += rows
+            dev.presence, dev.presence_reason = "online", None
 
     def saw_status(self, status: Status, now_ms: int) -> None:
         ts = status.ts_ms if status.ts_ms is not None else now_ms
         with self._lock:
-            info = self._get(status.kind, status.device_id, ts)
+            dev = self._get(status.kind, status.device_id, ts)
             if status.state == "online":
-                info = replace(
-                    info,
-                    presence="online",
-                    presence_reason=None,
-                    last_seen_ms=max(info.last_seen_ms, ts),
-                    fw=status.fw or info.fw,
-                    model=status.model or info.model,
-                    batch_interval_s=status.batch_interval_s or info.batch_interval_s,
-                    attributes=dict(status.attributes) or info.attributes,
-                )
+                dev.presence, dev.presence_reason = "online", None
+                dev.last_seen_ms = max(dev.last_seen_ms, ts)
+                dev.fw = status.fw or dev.fw
+                dev.model = status.model or dev.model
+                dev.batch_interval_s = status.batch_interval_s or dev.batch_interval_s
+                dev.attributes = dict(status.attributes) or dev.attributes
             else:
-                info = replace(info, presence="offline", presence_reason=status.reason)
-            self._devices[status.device_id] = info
+                dev.presence, dev.presence_reason = "offline", status.reason
 
     def get(self, device_id: str) -> DeviceInfo | None:
         with self._lock:
-            return self._devices.get(device_id)
+            dev = self._devices.get(device_id)
+            return None if dev is None else dev.snapshot()
 
     def all(self) -> list[DeviceInfo]:
         with self._lock:
-            return sorted(self._devices.values(), key=lambda d: d.device_id)
+            return [self._devices[k].snapshot() for k in sorted(self._devices)]

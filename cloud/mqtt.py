@@ -72,6 +72,7 @@ class IngestSubscriber:
         self._queue: queue.SimpleQueue[Delivery] = queue.SimpleQueue()
         self._shared = shared_group
         self.connected = threading.Event()
+        self.connected_at: float | None = None  # perf_counter() of the latest connection
         self.received = 0
         self._client = mqtt.Client(
             CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5
@@ -125,6 +126,7 @@ class IngestSubscriber:
             return
         # Subscribing here means a reconnect resubscribes, whatever the broker kept.
         client.subscribe([(t, 1) for t in self.topics()])
+        self.connected_at = time.perf_counter()
         self.connected.set()
 
     def _on_disconnect(

@@ -18,6 +18,7 @@ from cloud.deadletters import RecordStore
 from cloud.devices import DeviceDirectory
 from cloud.errors import TransientError
 from cloud.mqtt import Delivery, IngestSubscriber, wall_clock_ms
+from cloud.mqtt_receiver import ProcessIngestSubscriber
 from cloud.pipeline import Pipeline
 from cloud.store.embedded import EmbeddedStore
 from cloud.store.ports import TelemetryWriter
@@ -63,7 +64,10 @@ class CloudService:
         self.directory = DeviceDirectory()
         self.pipeline = Pipeline(writers, self.records, self.actions, self.directory)
         host, port, _tls = mqtt_host_port(settings.mqtt_url)
-        self.subscriber = IngestSubscriber(
+        receiver = (
+            ProcessIngestSubscriber if settings.ingest_receiver == "process" else IngestSubscriber
+        )
+        self.subscriber: IngestSubscriber | ProcessIngestSubscriber = receiver(
             host,
             port,
             shared_group=settings.mqtt_shared_group,

@@ -57,7 +57,12 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("target", choices=["ingest"], help="what to measure")
     bench.add_argument("--json", action="store_true", help="print one JSON object")
     bench.add_argument("--messages", type=_positive_int, default=20_000)
-    bench.add_argument("--rows", type=_positive_int, default=30, help="rows per message (30)")
+    bench.add_argument(
+        "--rows",
+        type=_positive_int,
+        default=10,
+        help="rows per message (10: the fridge profile's default, 60 s samples in 600 s batches)",
+    )
     return p
 
 

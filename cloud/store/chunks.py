@@ -14,6 +14,7 @@ CODEC_RAW = 0  # ts_ms and values as native little-endian bytes
 CODEC_ZLIB = 1  # ts_ms as first value + deltas, both columns zlib-compressed (level 1)
 CHANNEL_SEP = ","  # channel names never contain it (firmware_specs profiles)
 ZLIB_LEVEL = 1  # level 1 keeps ~2/3 of level 9's saving at a fraction of the time
+COMPRESS_MIN_ROWS = 24  # messages with fewer rows are stored raw
 
 # device_id, seq, kind, ts_first_ms, ts_last_ms, n_rows, channels, codec, ts_blob, values_blob
 ChunkRecord = tuple[str, int, str, int, int, int, str, int, bytes, bytes]
@@ -89,7 +90,6 @@ def encode_batch(batch: TelemetryBatch, *, compress: bool = True) -> list[ChunkR
         ts_column[starts] = ts_ms[starts]
     else:
         ts_column = ts_ms
-    codec = CODEC_ZLIB if compress else CODEC_RAW
     layouts = _Layouts(batch.channels)
     records: list[ChunkRecord] = []
     bounds = indptr.tolist()
@@ -97,11 +97,15 @@ def encode_batch(batch: TelemetryBatch, *, compress: bool = True) -> list[ChunkR
         lo, hi = bounds[g], bounds[g + 1]
         columns, names = layouts.get(present[g])
         block = values[lo:hi] if columns is None else values[lo:hi, columns]
-        ts_bytes = ts_column[lo:hi].tobytes()
-        value_bytes = block.tobytes()
-        if compress:
-            ts_bytes = zlib.compress(ts_bytes, ZLIB_LEVEL)
-            value_bytes = zlib.compress(value_bytes, ZLIB_LEVEL)
+        # Small messages gain little from zlib and most of the write time goes to it.
+        if compress and hi - lo >= COMPRESS_MIN_ROWS:
+            codec = CODEC_ZLIB
+            ts_bytes = zlib.compress(ts_column[lo:hi].tobytes(), ZLIB_LEVEL)
+            value_bytes = zlib.compress(block.tobytes(), ZLIB_LEVEL)
+        else:
+            codec = CODEC_RAW
+            ts_bytes = ts_ms[lo:hi].tobytes()
+            value_bytes = block.tobytes()
         records.append(
             (
                 batch.device_ids[group_device[g]],

@@ -5,9 +5,15 @@ from __future__ import annotations
 import time
 
 import paho.mqtt.client as mqtt
+import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from cloud.mqtt import Delivery, IngestSubscriber
+from cloud.mqtt_receiver import ProcessIngestSubscriber
+
+RECEIVERS = pytest.mark.parametrize(
+    "receiver", [IngestSubscriber, ProcessIngestSubscriber], ids=["thread", "process"]
+)
 
 
 def publish(port: int, n: int) -> None:
@@ -24,7 +30,7 @@ def publish(port: int, n: int) -> None:
     client.loop_stop()
 
 
-def drain(subs: list[IngestSubscriber], want: int, timeout_s: float = 15.0) -> list[list[Delivery]]:
+def drain(subs: list, want: int, timeout_s: float = 15.0) -> list[list[Delivery]]:
     got: list[list[Delivery]] = [[] for _ in subs]
     deadline = time.monotonic() + timeout_s
     while sum(map(len, got)) < want and time.monotonic() < deadline:
@@ -35,9 +41,10 @@ def drain(subs: list[IngestSubscriber], want: int, timeout_s: float = 15.0) -> l
     return got
 
 
-def test_shared_subscription_splits_the_stream_between_workers(broker):
+@RECEIVERS
+def test_shared_subscription_splits_the_stream_between_workers(broker, receiver):
     subs = [
-        IngestSubscriber(broker.host, broker.port, client_id=f"ingest-{i}", shared_group="g1")
+        receiver(broker.host, broker.port, client_id=f"ingest-{i}", shared_group="g1")
         for i in range(2)
     ]
     for s in subs:
@@ -53,8 +60,9 @@ def test_shared_subscription_splits_the_stream_between_workers(broker):
             s.stop()
 
 
-def test_unacknowledged_messages_come_back_after_a_reconnect(broker):
-    sub = IngestSubscriber(broker.host, broker.port, client_id="ingest-redelivery")
+@RECEIVERS
+def test_unacknowledged_messages_come_back_after_a_reconnect(broker, receiver):
+    sub = receiver(broker.host, broker.port, client_id="ingest-redelivery")
     sub.start()
     publish(broker.port, 20)
     first = []
@@ -65,7 +73,7 @@ def test_unacknowledged_messages_come_back_after_a_reconnect(broker):
     sub.ack(first[:5])  # a crash after storing only the first five
     time.sleep(0.3)
     sub.stop()
-    again = IngestSubscriber(broker.host, broker.port, client_id="ingest-redelivery")
+    again = receiver(broker.host, broker.port, client_id="ingest-redelivery")
     again.start()
     try:
         redelivered = drain([again], 15)[0]

@@ -388,3 +388,23 @@ def test_reads_from_another_thread_see_whole_batches(store: EmbeddedStore) -> No
     written_after = np.cumsum([0] + [b.n_rows for b in batches])
     assert set(seen) <= set(written_after.tolist())  # never half a batch
     assert store.rows_stored() == expected
+
+
+def test_small_raw_and_large_compressed_messages_read_back_alike(tmp_path: Path) -> None:
+    from cloud.store.chunks import COMPRESS_MIN_ROWS
+
+    rng = np.random.default_rng(3)
+    small, large = COMPRESS_MIN_ROWS - 1, COMPRESS_MIN_ROWS + 40
+    rows = rng.normal(4.0, 1.0, size=(small + large, 3)).round(3)
+    batch = make_batch(
+        [
+            ("fr-000001", 0, minutes(0, small), rows[:small]),
+            ("fr-000001", 1, minutes(small, large), rows[small:]),
+        ]
+    )
+    with EmbeddedStore(tmp_path / "raw-and-zlib.sqlite") as store:
+        assert store.write(batch) == small + large
+        for c, name in enumerate(FRIDGE):
+            got = store.query("fr-000001", name, T0_MS, T0_MS + 10_000 * MINUTE_MS)
+            np.testing.assert_array_equal(got.ts_ms, minutes(0, small + large))
+            np.testing.assert_array_equal(got.values, rows[:, c])
