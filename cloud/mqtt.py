@@ -49,7 +49,31 @@ class Delivery:
     qos: int
 
 
-class IngestSubscriber:
+class DeliveryQueue:
+    """Where a receiver hands received messages to the ingest worker."""
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[Delivery] = queue.SimpleQueue()
+
+    def take(self, max_messages: int, timeout_s: float) -> list[Delivery]:
+        """Up to ``max_messages`` deliveries; waits at most ``timeout_s`` for the first one."""
+        out: list[Delivery] = []
+        try:
+            out.append(self._queue.get(timeout=timeout_s))
+        except queue.Empty:
+            return out
+        while len(out) < max_messages:
+            try:
+                out.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        return out
+
+    def backlog(self) -> int:
+        return self._queue.qsize()
+
+
+class IngestSubscriber(DeliveryQueue):
     """Subscribes to every device's upstream topics with QoS 1 and a persistent session.
 
     With ``shared_group`` the subscriptions are MQTT 5 shared subscriptions
@@ -67,9 +91,9 @@ class IngestSubscriber:
         clock_ms: Callable[[], int] = wall_clock_ms,
         clean_start: bool = False,
     ) -> None:
+        super().__init__()
         self.host, self.port = host, port
         self._clock = clock_ms
-        self._queue: queue.SimpleQueue[Delivery] = queue.SimpleQueue()
         self._shared = shared_group
         self.connected = threading.Event()
         self.connected_at: float | None = None  # perf_counter() of the latest connection
@@ -146,28 +170,11 @@ class IngestSubscriber:
         raw = RawMessage(topic=msg.topic, payload=bytes(msg.payload), received_ms=self._clock())
         self._queue.put(Delivery(raw, msg.mid, msg.qos))
 
-    def take(self, max_messages: int, timeout_s: float) -> list[Delivery]:
-        """Up to ``max_messages`` deliveries; waits at most ``timeout_s`` for the first one."""
-        out: list[Delivery] = []
-        try:
-            out.append(self._queue.get(timeout=timeout_s))
-        except queue.Empty:
-            return out
-        while len(out) < max_messages:
-            try:
-                out.append(self._queue.get_nowait())
-            except queue.Empty:
-                break
-        return out
-
     def ack(self, deliveries: list[Delivery]) -> None:
         """Acknowledge processed deliveries to the broker (QoS 0 needs none)."""
         for d in deliveries:
             if d.qos > 0:
                 self._client.ack(d.mid, d.qos)
-
-    def backlog(self) -> int:
-        return self._queue.qsize()
 
     def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> None:
         """Publish downstream (commands to devices)."""

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import multiprocessing as mp
 import pickle
-import queue
 import threading
 import time
 from collections import deque
@@ -21,7 +20,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from cloud.errors import TransientError
-from cloud.mqtt import SESSION_EXPIRY_S, Delivery, wall_clock_ms
+from cloud.mqtt import SESSION_EXPIRY_S, Delivery, DeliveryQueue, wall_clock_ms
 from cloud.wire import RawMessage
 
 FORWARD_MAX = 1000  # messages per pipe write
@@ -114,7 +113,7 @@ def _child(config: ReceiverConfig, conn: Connection) -> None:  # pragma: no cove
         client.loop_stop()
 
 
-class ProcessIngestSubscriber:
+class ProcessIngestSubscriber(DeliveryQueue):
     """Same interface as ``IngestSubscriber``; the MQTT client runs in a child process."""
 
     def __init__(
@@ -130,13 +129,13 @@ class ProcessIngestSubscriber:
     ) -> None:
         from cloud.mqtt import INGEST_TOPICS
 
+        super().__init__()
         topics = tuple(f"$share/{shared_group}/{t}" if shared_group else t for t in INGEST_TOPICS)
         self.host, self.port = host, port
         self._config = ReceiverConfig(
             host, port, client_id, topics, username, password, clean_start
         )
         self._clock = clock_ms
-        self._queue: queue.SimpleQueue[Delivery] = queue.SimpleQueue()
         self.connected = threading.Event()
         self.received = 0
         self.connected_at: float | None = None  # perf_counter() of the latest connection
@@ -218,26 +217,10 @@ class ProcessIngestSubscriber:
         self.connected.clear()
         self._conn = self._proc = self._reader = None
 
-    def take(self, max_messages: int, timeout_s: float) -> list[Delivery]:
-        out: list[Delivery] = []
-        try:
-            out.append(self._queue.get(timeout=timeout_s))
-        except queue.Empty:
-            return out
-        while len(out) < max_messages:
-            try:
-                out.append(self._queue.get_nowait())
-            except queue.Empty:
-                break
-        return out
-
     def ack(self, deliveries: list[Delivery]) -> None:
         acks = [(d.mid, d.qos) for d in deliveries if d.qos > 0]
         if acks:
             self._send("ack", acks)
-
-    def backlog(self) -> int:
-        return self._queue.qsize()
 
     def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> None:
         self._send("publish", (topic, payload, qos, retain))
