@@ -8,7 +8,7 @@ import random
 from pathlib import Path
 from typing import Any
 
-import fastjsonschema
+import jsonschema
 import numpy as np
 import orjson
 import pytest
@@ -251,16 +251,17 @@ def test_whole_floats_count_as_integers_like_in_json_schema() -> None:
     assert wire.to_batches([decoded])["fridge"].ts_ms.tolist() == fridge()["ts_ms"]
 
 
-# --- the vectorized item check agrees with the full schema --------------------------------------
+# --- the decoder agrees with the reference validator --------------------------------------
 
-FULL_TELEMETRY_SCHEMA = fastjsonschema.compile(specs.load_schema("telemetry"))
+# The reference implementation of draft 2020-12, independent of the decoder's validator.
+FULL_TELEMETRY_SCHEMA = jsonschema.Draft202012Validator(specs.load_schema("telemetry"))
 ODD_VALUES: list[Any] = [
     "1.5", "", True, False, None, [], [1.0], {}, {"a": 1}, 0, -1, 2**53, 2**53 - 1, 2**63,
     2**64 - 1, 1.5, -0.0, 1e308, NOW_MS, NOW_MS + 0.0,
 ]  # fmt: skip
 
 
-def test_fast_path_agrees_with_the_full_schema_on_random_mutations() -> None:
+def test_decoder_agrees_with_the_reference_validator_on_random_mutations() -> None:
     rng = random.Random(20260101)
     base = fridge(rows=5)
     disagreements = []
@@ -270,11 +271,7 @@ def test_fast_path_agrees_with_the_full_schema_on_random_mutations() -> None:
             column = rng.choice(["ts_ms", *payload["values"]])
             target = payload["ts_ms"] if column == "ts_ms" else payload["values"][column]
             target[rng.randrange(len(target))] = rng.choice(ODD_VALUES)
-        try:
-            FULL_TELEMETRY_SCHEMA(payload)
-            schema_ok = True
-        except fastjsonschema.JsonSchemaValueException:
-            schema_ok = False
+        schema_ok = FULL_TELEMETRY_SCHEMA.is_valid(payload)
         try:
             wire.decode(raw(payload, received_ms=2**53))
             reason = None
