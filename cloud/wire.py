@@ -472,11 +472,6 @@ def to_batches(items: Sequence[Telemetry]) -> dict[str, TelemetryBatch]:
     return {kind: _batch(kind, group) for kind, group in by_kind.items()}
 
 
-def _matrix(item: Telemetry) -> FloatArray:
-    """``values`` as a ``(n_channels, n_rows)`` float array, NaN for null."""
-    return np.array(list(item.values.values()), dtype=np.float64).reshape(len(item.values), -1)
-
-
 def _batch(kind: str, group: list[Telemetry]) -> TelemetryBatch:
     device_index: dict[str, int] = {}
     ts_flat: list[int] = []
@@ -493,8 +488,13 @@ def _batch(kind: str, group: list[Telemetry]) -> TelemetryBatch:
     starts = np.cumsum(counts) - counts
     values = np.full((len(ts_flat), len(channels)), np.nan)
     for names, members in members_of.items():
-        # One concatenation and one scatter per distinct channel set, not per message.
-        block = np.concatenate([_matrix(group[i]) for i in members], axis=1)
+        # One conversion and one scatter per distinct channel set, not per message: the
+        # members' columns are joined as Python lists first (cheap), then converted once.
+        joined: list[list[Any]] = [[] for _ in names]
+        for i in members:
+            for acc, column in zip(joined, group[i].values.values(), strict=True):
+                acc += column
+        block = np.array(joined, dtype=np.float64).reshape(len(names), -1)
         index = np.array(members, dtype=np.int64)
         n = counts[index]
         rows = np.repeat(starts[index] - (np.cumsum(n) - n), n) + np.arange(block.shape[1])

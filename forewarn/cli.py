@@ -58,6 +58,9 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", action="store_true", help="print one JSON object")
     bench.add_argument("--messages", type=_positive_int, default=20_000)
     bench.add_argument(
+        "--repeats", type=_positive_int, default=3, help="drains per consumer, best of (3)"
+    )
+    bench.add_argument(
         "--rows",
         type=_positive_int,
         default=10,
@@ -124,7 +127,7 @@ def _cloud(args: argparse.Namespace) -> int:
 def _bench(args: argparse.Namespace) -> int:
     from forewarn.bench.ingest import run_ingest_bench
 
-    result = run_ingest_bench(messages=args.messages, rows=args.rows)
+    result = run_ingest_bench(messages=args.messages, rows=args.rows, repeats=args.repeats)
     if args.json:
         print(json.dumps(result))
     else:
