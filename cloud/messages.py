@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import ClassVar, TypeAlias
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, TypeAlias
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +25,9 @@ class Telemetry:
     sent_ms: int
     ts_ms: list[int]
     values: dict[str, list[float | None]]
+    # The decoder's float copy of ``values`` (channels × rows, NaN for null), kept so that
+    # batching does not convert the same numbers twice; None when built by hand.
+    table: Any = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -343,7 +343,7 @@ def _decode_telemetry(obj: dict[str, Any], kind: str, device_id: str, now_ms: in
         low, high = channels.min_col[c, 0], channels.max_col[c, 0]
         raise _Rejection("range", f"{names[c]}[{r}]={table[c, r]} outside [{low}, {high}]", rows)
     _check_times(ts[0], ts[-1], now_ms, rows)
-    return Telemetry(device_id, kind, _int(obj["seq"]), _int(obj["sent_ms"]), ts, values)
+    return Telemetry(device_id, kind, _int(obj["seq"]), _int(obj["sent_ms"]), ts, values, table)
 
 
 def _event(item: dict[str, Any]) -> Event:
@@ -490,11 +490,15 @@ def _batch(kind: str, group: list[Telemetry]) -> TelemetryBatch:
     for names, members in members_of.items():
         # One conversion and one scatter per distinct channel set, not per message: the
         # members' columns are joined as Python lists first (cheap), then converted once.
-        joined: list[list[Any]] = [[] for _ in names]
-        for i in members:
-            for acc, column in zip(joined, group[i].values.values(), strict=True):
-                acc += column
-        block = np.array(joined, dtype=np.float64).reshape(len(names), -1)
+        tables = [group[i].table for i in members]
+        if all(t is not None for t in tables):
+            block = np.concatenate(tables, axis=1)
+        else:
+            joined: list[list[Any]] = [[] for _ in names]
+            for i in members:
+                for acc, column in zip(joined, group[i].values.values(), strict=True):
+                    acc += column
+            block = np.array(joined, dtype=np.float64).reshape(len(names), -1)
         index = np.array(members, dtype=np.int64)
         n = counts[index]
         rows = np.repeat(starts[index] - (np.cumsum(n) - n), n) + np.arange(block.shape[1])

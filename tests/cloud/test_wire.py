@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import math
 import random
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -610,3 +611,18 @@ def test_to_batches_puts_every_value_in_its_row_and_column() -> None:
 
 def test_to_batches_of_nothing_is_empty() -> None:
     assert wire.to_batches([]) == {}
+
+
+def test_batching_from_decoded_tables_equals_batching_from_plain_values() -> None:
+    decoded = [
+        wire.decode(raw(fridge(rows=4, seq=s, device_id=d), f"forewarn/v1/fridge/{d}/telemetry"))
+        for s, d in ((1, "fr-000001"), (2, "fr-000002"), (3, "fr-000001"))
+    ]
+    assert all(isinstance(d, wire.Telemetry) and d.table is not None for d in decoded)
+    plain = [replace(d, table=None) for d in decoded if isinstance(d, wire.Telemetry)]
+    a = wire.to_batches([d for d in decoded if isinstance(d, wire.Telemetry)])["fridge"]
+    b = wire.to_batches(plain)["fridge"]
+    assert a.channels == b.channels
+    np.testing.assert_array_equal(a.values, b.values)
+    np.testing.assert_array_equal(a.ts_ms, b.ts_ms)
+    np.testing.assert_array_equal(a.row_seq, b.row_seq)
