@@ -36,6 +36,13 @@ INGEST_TOPICS = (
 SESSION_EXPIRY_S = 7 * 86400
 
 
+def ingest_topics(shared_group: str | None) -> list[str]:
+    """The subscriptions of one ingest worker, as MQTT 5 shared subscriptions with a group."""
+    if shared_group:
+        return [f"$share/{shared_group}/{t}" for t in INGEST_TOPICS]
+    return list(INGEST_TOPICS)
+
+
 def wall_clock_ms() -> int:
     return time.time_ns() // 1_000_000
 
@@ -113,9 +120,7 @@ class IngestSubscriber(DeliveryQueue):
         self._clean_start = clean_start
 
     def topics(self) -> list[str]:
-        if self._shared:
-            return [f"$share/{self._shared}/{t}" for t in INGEST_TOPICS]
-        return list(INGEST_TOPICS)
+        return ingest_topics(self._shared)
 
     def start(self, timeout_s: float = 10.0) -> None:
         props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]

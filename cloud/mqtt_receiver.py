@@ -20,7 +20,13 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from cloud.errors import TransientError
-from cloud.mqtt import SESSION_EXPIRY_S, Delivery, DeliveryQueue, wall_clock_ms
+from cloud.mqtt import (
+    SESSION_EXPIRY_S,
+    Delivery,
+    DeliveryQueue,
+    ingest_topics,
+    wall_clock_ms,
+)
 from cloud.wire import RawMessage
 
 FORWARD_MAX = 1000  # messages per pipe write
@@ -127,10 +133,8 @@ class ProcessIngestSubscriber(DeliveryQueue):
         clock_ms: Callable[[], int] = wall_clock_ms,
         clean_start: bool = False,
     ) -> None:
-        from cloud.mqtt import INGEST_TOPICS
-
         super().__init__()
-        topics = tuple(f"$share/{shared_group}/{t}" if shared_group else t for t in INGEST_TOPICS)
+        topics = tuple(ingest_topics(shared_group))
         self.host, self.port = host, port
         self._config = ReceiverConfig(
             host, port, client_id, topics, username, password, clean_start
