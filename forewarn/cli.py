@@ -7,6 +7,7 @@ Subcommands import what they need only when they run, so that a device with the 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import logging
 import signal
@@ -17,19 +18,16 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from forewarn.argtypes import positive_float, positive_int
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
-    return value
+# Subcommands that live in modules of their own. Each module defines ``HELP`` (one line),
+# ``add_arguments(parser)`` and ``run(args)``, and imports at module level only what parsing needs
+# (the standard library), so that ``forewarn --help`` and ``forewarn edge`` stay light.
+# ``run`` returns the exit code for a command, and a dict of figures for a benchmark.
+COMMANDS: dict[str, str] = {}
+BENCHES: dict[str, str] = {
+    "ingest": "forewarn.bench.ingest_cli",
+}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -40,9 +38,9 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     demo = sub.add_parser("demo", help="run broker, cloud and a simulated fleet end to end")
-    demo.add_argument("--devices", type=_positive_int, default=300, help="fleet size (300)")
+    demo.add_argument("--devices", type=positive_int, default=300, help="fleet size (300)")
     demo.add_argument("--seed", type=int, default=7, help="simulation seed (7)")
-    demo.add_argument("--sim-days", type=_positive_float, default=30.0, help="simulated days (30)")
+    demo.add_argument("--sim-days", type=positive_float, default=30.0, help="simulated days (30)")
     demo.add_argument("--data-dir", type=Path, default=Path("forewarn-data/demo"))
     demo.add_argument("--port", type=int, default=8000, help="HTTP port of API and page (8000)")
     demo.add_argument("--headless", action="store_true", help="no web server; exit at the end")
@@ -53,19 +51,18 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("edge", help="run one device agent (see 'forewarn edge --help')", add_help=False)
 
+    for name, module_name in COMMANDS.items():
+        module = importlib.import_module(module_name)
+        cmd = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        module.add_arguments(cmd)
+
     bench = sub.add_parser("bench", help="benchmarks that print figures against a baseline")
-    bench.add_argument("target", choices=["ingest"], help="what to measure")
-    bench.add_argument("--json", action="store_true", help="print one JSON object")
-    bench.add_argument("--messages", type=_positive_int, default=20_000)
-    bench.add_argument(
-        "--repeats", type=_positive_int, default=3, help="drains per consumer, best of (3)"
-    )
-    bench.add_argument(
-        "--rows",
-        type=_positive_int,
-        default=10,
-        help="rows per message (10: the fridge profile's default, 60 s samples in 600 s batches)",
-    )
+    targets = bench.add_subparsers(dest="target", required=True, metavar="TARGET")
+    for name, module_name in BENCHES.items():
+        module = importlib.import_module(module_name)
+        target = targets.add_parser(name, help=module.HELP, description=module.HELP)
+        target.add_argument("--json", action="store_true", help="print one JSON object")
+        module.add_arguments(target)
     return p
 
 
@@ -125,14 +122,13 @@ def _cloud(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from forewarn.bench.ingest import run_ingest_bench
-
-    result = run_ingest_bench(messages=args.messages, rows=args.rows, repeats=args.repeats)
+    module = importlib.import_module(BENCHES[args.target])
+    result: dict[str, Any] = module.run(args)
     if args.json:
         print(json.dumps(result))
     else:
         for key, value in result.items():
-            print(f"{key:>24}: {value}")
+            print(f"{key:>28}: {value}")
     return 0
 
 
@@ -172,6 +168,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cloud(args)
         if args.command == "bench":
             return _bench(args)
+        if args.command in COMMANDS:
+            code: int = importlib.import_module(COMMANDS[args.command]).run(args)
+            return code
     except ConfigError as exc:
         print(f"forewarn: configuration error: {exc}", file=sys.stderr)
         return 2

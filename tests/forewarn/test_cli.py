@@ -144,3 +144,23 @@ def _running(needle: str) -> bool:
         except OSError:
             continue
     return False
+
+
+def test_every_registered_command_and_bench_parses_its_help():
+    from forewarn.cli import BENCHES, COMMANDS, main
+
+    for argv in [[name, "--help"] for name in COMMANDS] + [
+        ["bench", name, "--help"] for name in BENCHES
+    ]:
+        with pytest.raises(SystemExit) as exc:
+            main(argv)
+        assert exc.value.code == 0, argv
+
+
+def test_an_unknown_bench_target_is_a_usage_error(capsys):
+    from forewarn.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["bench", "no-such-target"])
+    assert exc.value.code == 2
+    assert "invalid choice" in capsys.readouterr().err
