@@ -55,6 +55,11 @@ def site_offsets_h(site: IntArray) -> FloatArray:
     return _OFFSET_H[site]
 
 
+def site_hours(ts_ms: int) -> FloatArray:
+    """Local hour of day in ``[0, 24)`` at each site of :data:`SITES`."""
+    return local_hour(ts_ms, _OFFSET_H)
+
+
 def local_hour(ts_ms: int, offset_h: FloatArray) -> FloatArray:
     """Local hour of day in ``[0, 24)`` for each offset."""
     hours = ts_ms / HOUR_MS + offset_h
@@ -72,24 +77,30 @@ def weekday(day: IntArray) -> IntArray:
 
 
 class Weather:
-    """Outdoor air temperature at each device's site: season, daily cycle and a random anomaly."""
+    """Outdoor air temperature at each device's site: season, daily cycle and a random anomaly.
+
+    The anomaly is one AR(1) process per site (devices at one site share their weather), so a
+    step costs a few operations on the handful of sites and one gather over the devices.
+    """
 
     def __init__(self, site: IntArray, rng: np.random.Generator) -> None:
         self._site = site
         self._rng = rng
-        self._anomaly_c = rng.normal(0.0, _WEATHER_SIGMA_C, size=site.shape[0])
+        self._anomaly_c = rng.normal(0.0, _WEATHER_SIGMA_C, size=len(SITES))
+
+    def site_outdoor_c(self, ts_ms: int, dt_s: float) -> FloatArray:
+        """Advance the weather anomaly by ``dt_s`` and return the outdoor temperature per site."""
+        keep = np.exp(-dt_s / _WEATHER_MEMORY_S)
+        noise = self._rng.normal(0.0, 1.0, size=len(SITES))
+        self._anomaly_c = keep * self._anomaly_c + np.sqrt(1.0 - keep**2) * _WEATHER_SIGMA_C * noise
+        day_of_year = np.mod(ts_ms / DAY_MS, 365.25)
+        season = np.cos(2.0 * np.pi * (day_of_year - _WARMEST_DOY) / 365.25) * _SEASON_SIGN
+        hour = local_hour(ts_ms, _OFFSET_H)
+        daily = np.cos(2.0 * np.pi * (hour - _WARMEST_HOUR) / 24.0)
+        temp_c: FloatArray = _MEAN_C + _SEASONAL_C * season + _DAILY_C * daily + self._anomaly_c
+        return temp_c
 
     def outdoor_c(self, ts_ms: int, dt_s: float) -> FloatArray:
-        """Advance the weather anomaly by ``dt_s`` and return the outdoor temperature."""
-        keep = np.exp(-dt_s / _WEATHER_MEMORY_S)
-        noise = self._rng.normal(0.0, 1.0, size=self._site.shape[0])
-        self._anomaly_c = keep * self._anomaly_c + np.sqrt(1.0 - keep**2) * _WEATHER_SIGMA_C * noise
-        site = self._site
-        day_of_year = np.mod(ts_ms / DAY_MS, 365.25)
-        season = np.cos(2.0 * np.pi * (day_of_year - _WARMEST_DOY) / 365.25) * _SEASON_SIGN[site]
-        hour = local_hour(ts_ms, _OFFSET_H[site])
-        daily = np.cos(2.0 * np.pi * (hour - _WARMEST_HOUR) / 24.0)
-        temp_c: FloatArray = (
-            _MEAN_C[site] + _SEASONAL_C[site] * season + _DAILY_C[site] * daily + self._anomaly_c
-        )
-        return temp_c
+        """Advance the weather anomaly by ``dt_s`` and return the outdoor temperature per device."""
+        by_site: FloatArray = self.site_outdoor_c(ts_ms, dt_s)[self._site]
+        return by_site

@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Final
 
 import numpy as np
 
 from firmware_specs import load_profile
-from simulators.climate import DAY_MS, HOUR_MS, SITES, Weather, local_hour, site_offsets_h
+from simulators.climate import HOUR_MS, SITES, Weather, site_hours, site_offsets_h
 from simulators.clock import StepClock
-from simulators.cooling import cool
+from simulators.cooling import ALWAYS_C, NEVER_C, thermostat
+from simulators.fridge_doors import Doors
+from simulators.fridge_faults import DEFAULT_WEIGHTS, FAULTS, NO_ONSET_MS, plan_faults
+from simulators.fridge_state import AboveLimit, Effects, TimedEvents
 from simulators.ids import device_ids
-from simulators.labels import FaultBook, assign_faults
-from simulators.ranges import channel_bounds, clip_to
-from simulators.schedule import overlap_ms, periodic_on_ms
+from simulators.labels import FaultBook, assign_faults, fault_weights
+from simulators.noise import NoiseTable
+from simulators.ranges import channel_bounds
+from simulators.schedule import PeriodicWindows, overlap_ms
 from simulators.types import DeviceSpec, FaultLabel, FloatArray, StepOutput
+
+__all__ = ["CHANNELS", "FAULTS", "KIND", "MODELS", "VARIANTS", "FridgeFleet"]
 
 KIND: Final = "fridge"
 CHANNELS: Final = (
@@ -29,58 +36,59 @@ CHANNELS: Final = (
 )
 VARIANTS: Final = ("household", "commercial", "freezer")
 MODELS: Final = ("CoolHome 300", "ProChill 700", "DeepFrost 250")
-FAULTS: Final = ("refrigerant_leak", "condenser_fouling", "compressor_failure", "power_cut")
 
 # Per variant (household, commercial, freezer); lumped parameters of cabinet plus contents.
-_SHARE: Final = np.array([0.6, 0.25, 0.15])
+_SHARE: Final = (0.6, 0.25, 0.15)
 _UA_W_PER_K: Final = np.array([0.9, 3.0, 0.7])
 _HEAT_CAPACITY_J_PER_K: Final = np.array([120e3, 350e3, 130e3])
 _CAPACITY_W: Final = np.array([70.0, 280.0, 80.0])  # at 25 °C ambient
 _RUN_CURRENT_A: Final = np.array([0.9, 3.5, 1.1])
 _EVAP_DELTA_K: Final = np.array([14.0, 10.0, 12.0])
-_DOOR_HEAT_W: Final = np.array([500.0, 1500.0, 400.0])  # while the door stands open
-_DOOR_OPEN_MEAN_S: Final = np.array([12.0, 8.0, 10.0])
+# Warm air exchanged while the door stands open (about 500, 1500 and 400 W at the usual
+# room-to-cabinet difference).
+_DOOR_UA_W_PER_K: Final = np.array([30.0, 75.0, 10.0])
 _DOOR_BUMP_MAX_K: Final = np.array([0.3, 0.8, 1.0])
 _BAND_K: Final = np.array([0.5, 0.8, 1.0])  # thermostat half band
 _DEFROST_PERIOD_H: Final = np.array([8.0, 6.0, 8.0])
 _DEFROST_HEATER_W: Final = np.array([150.0, 400.0, 250.0])
 _DEFROST_TO_CABINET: Final = 0.15  # most heater energy melts ice; the rest warms the cabinet
+_DEFROST_EVAP_C: Final = 6.0  # a working heater warms the coil above melting
 _KITCHEN_EXTRA_C: Final = np.array([0.0, 3.0, -1.0])
 _CAPACITY_PER_K: Final = 0.012  # capacity lost per kelvin of ambient above 25 °C
+_CAPACITY_PER_COLD_K: Final = 0.04  # capacity lost per kelvin of cabinet below setpoint
 _CURRENT_PER_K: Final = 0.01
+# The hot per-device state is float32: half the memory traffic, ample precision for kelvins
+# and watts; times stay int64 / float64.
+F32: Final = np.float32
+EFFECTS_EVERY_MS: Final = 600_000  # fault effects and room temperature on capacity
 _SENSOR_NOISE_C: Final = 0.05
+_AMBIENT_NOISE_C: Final = 0.1
 
-# Door openings per hour by local hour: breakfast and dinner in homes, service hours in kitchens.
-_DOOR_RATE_PER_H: Final = np.array(
-    [
-        [0.1, 0.05, 0, 0, 0, 0.1, 1.5, 3.0, 2.5, 1.0, 0.8, 0.8, 1.5, 1.2, 0.8, 0.8, 1.2, 2.5, 4.0,
-         3.5, 2.0, 1.2, 0.6, 0.3],
-        [0.5, 0.2, 0.1, 0.1, 0.1, 0.2, 1.0, 3.0, 5.0, 6.0, 8.0, 10.0, 14.0, 12.0, 7.0, 5.0, 6.0,
-         10.0, 14.0, 14.0, 11.0, 8.0, 4.0, 1.5],
-        [0.02, 0, 0, 0, 0, 0, 0.1, 0.3, 0.2, 0.1, 0.1, 0.2, 0.3, 0.2, 0.1, 0.1, 0.2, 0.5, 0.8,
-         0.5, 0.3, 0.2, 0.1, 0.05],
-    ]
-)  # fmt: skip
+Events = list[tuple[int, dict[str, object]]]
 
 
 class FridgeFleet:
-    """``n`` fridges, each a cabinet whose compressor duty follows its heat load.
+    """``n`` fridges, each a cabinet cooled by an on/off thermostat with hysteresis.
 
-    Per sample the heat load is ``UA·(ambient − cabinet)`` plus door openings and the part of the
-    defrost heat that reaches the cabinet. The compressor removes up to its capacity during the
-    time it may run (mains present, not defrosting). ``compressor_on`` is the fraction of the
-    sample the controller switched the compressor on; ``compressor_a`` the mean current while
-    switched on (0 when it never was, and 0 from a compressor that no longer runs). While the
-    duty is below saturation the thermostat holds the cabinet within its band around the
-    setpoint; once the duty saturates the cabinet warms with its thermal mass.
+    Per sample the heat load is ``(UA + gasket leak)·(ambient − cabinet)`` plus the warm air of
+    door openings and the part of the defrost heat that reaches the cabinet. The thermostat
+    switches the compressor on above ``setpoint + band`` and off below ``setpoint − band`` (as
+    its cabinet sensor reads it), solved exactly within the sample
+    (:func:`simulators.cooling.thermostat`); it cannot run during a power cut or a defrost.
+    ``compressor_on`` is the fraction of the sample the thermostat called for cooling;
+    ``compressor_a`` the mean current while called (0 from a compressor that no longer runs).
+    Door openings are a Poisson process whose rate follows the local hour (household meals,
+    commercial service hours).
 
-    Planned faults: ``refrigerant_leak`` (capacity falls with the charge, to nothing in 4–24
-    days),
-    ``condenser_fouling`` (slower capacity loss, higher current), ``compressor_failure`` (running
-    current creeps up for 2–6 days from the onset, then the compressor stops while mains stay on)
-    and ``power_cut`` (mains off for 0.5–14 h; a failure only if the cabinet got too warm for too
-    long). A fault fails when the reported cabinet temperature stays above the variant's limit
-    for its limit minutes; ``failure_ms`` is the sample at which that duration is reached.
+    Planned faults (see ``docs/simulators.md``): ``refrigerant_leak``, ``condenser_fouling``,
+    ``compressor_failure`` (current creeps up, then the motor stops), ``door_gasket_leak``,
+    ``defrost_heater_failure``, ``sensor_stuck``, ``sensor_drift`` and ``power_cut``. A fault
+    fails when the true cabinet temperature (:attr:`cabinet_c`, not the possibly faulty
+    reading) stays above the variant's limit for its limit minutes; ``failure_ms`` is the sample
+    at which that duration is reached.
+
+    ``fault_weights`` sets the mix of faults among the faulty share (names of :data:`FAULTS`,
+    missing ones weigh 0); ``variant_shares`` the household / commercial / freezer mix.
     """
 
     kind: str = KIND
@@ -93,13 +101,19 @@ class FridgeFleet:
         fault_share: float,
         horizon_ms: int,
         id_prefix: str = "fr",
+        *,
+        fault_weights: Mapping[str, float] | None = None,
+        variant_shares: Sequence[float] = _SHARE,
     ) -> None:
+        weights = _fault_mix(fault_weights)
+        shares = _variant_shares(variant_shares)
         self._rng = rng
         self._clock = StepClock()
         ids = device_ids(id_prefix, n)
-        variant = rng.choice(3, size=n, p=_SHARE)
+        variant = rng.choice(3, size=n, p=shares)
         self.variant = variant
         site = rng.integers(0, len(SITES), size=n)
+        self._site = site
         self._offset_h = site_offsets_h(site)
         self._weather = Weather(site, rng)
         limits = load_profile(KIND)["variants"]
@@ -113,11 +127,18 @@ class FridgeFleet:
         self._heat_capacity = _HEAT_CAPACITY_J_PER_K[variant] * spread[1]
         self._capacity_w = _CAPACITY_W[variant] * spread[2]
         self._run_current_a = _RUN_CURRENT_A[variant] * spread[3]
-        self._room_offset_c = rng.normal(0.0, 1.0, size=n) + _KITCHEN_EXTRA_C[variant]
+        self._room_c = (20.5 + rng.normal(0.0, 1.0, size=n) + _KITCHEN_EXTRA_C[variant]).astype(F32)
         period_ms = (_DEFROST_PERIOD_H[variant] * HOUR_MS).astype(np.int64)
-        self._defrost_period_ms = period_ms
-        self._defrost_phase_ms = (rng.random(n) * period_ms).astype(np.int64)
-        self._defrost_on_ms = rng.integers(20 * 60_000, 30 * 60_000, size=n)
+        self._defrost_period_ms = period_ms.astype(np.float64)
+        self._defrost_phase_ms = np.floor(rng.random(n) * period_ms)
+        self._defrost_on_ms = rng.integers(20 * 60_000, 30 * 60_000, size=n).astype(np.float64)
+        band = _BAND_K[variant]
+        self._cut_in_c = self.setpoint_c + band
+        self._cut_out_c = self.setpoint_c - band
+        self._door_ua_w_per_k = _DOOR_UA_W_PER_K[variant]
+        self._bump_max_k = _DOOR_BUMP_MAX_K[variant]
+        self._evap_delta_k = _EVAP_DELTA_K[variant]
+        self._defrost_cabinet_w = _DEFROST_TO_CABINET * _DEFROST_HEATER_W[variant]
         self.devices = tuple(
             DeviceSpec(
                 device_id=ids[i],
@@ -131,163 +152,265 @@ class FridgeFleet:
             )
             for i in range(n)
         )
-        self._plan_faults(n, start_ms, rng, fault_share, horizon_ms, ids)
-        self.cabinet_c = self.setpoint_c.copy()
-        self._above_since_ms = np.full(n, -1, dtype=np.int64)
-        self._alarmed = np.zeros(n, dtype=np.bool_)
-        self._low, self._high = channel_bounds(KIND, CHANNELS)
-
-    def _plan_faults(
-        self,
-        n: int,
-        start_ms: int,
-        rng: np.random.Generator,
-        fault_share: float,
-        horizon_ms: int,
-        ids: tuple[str, ...],
-    ) -> None:
-        fault = assign_faults(n, fault_share, (0.35, 0.2, 0.2, 0.25), rng)
-        latest = max(2 * DAY_MS, int(0.6 * horizon_ms))
-        onset = start_ms + rng.integers(DAY_MS, latest, size=n, endpoint=True)
-        self.book = FaultBook(KIND, ids, FAULTS, fault, onset)
-        # Refrigerant leak: capacity falls with the charge, to nothing after 4–24 days; the
-        # compressor saturates at about three quarters of that.
-        self._leak_scale_ms = rng.uniform(4.0, 24.0, size=n) * DAY_MS
-        self._fouling_ms = rng.uniform(6.0, 18.0, size=n) * DAY_MS
-        self._wear_ms = (rng.uniform(2.0, 6.0, size=n) * DAY_MS).astype(np.int64)
-        self.compressor_stop_ms = np.where(
-            self.book.has("compressor_failure"), onset + self._wear_ms, -1
+        fault = assign_faults(n, fault_share, weights, rng)
+        self.plan = plan_faults(fault, start_ms, horizon_ms, self._ua, rng)
+        self.book = FaultBook(KIND, ids, FAULTS, fault, self.plan.onset_ms)
+        self.compressor_stop_ms = self.plan.stop_ms
+        self.cut_start_ms = self.plan.cut_start_ms
+        self.cut_end_ms = self.plan.cut_end_ms
+        self._stuck_devices = np.flatnonzero(self.plan.stuck)
+        self._stuck_c = np.full(self._stuck_devices.shape[0], np.nan)
+        self._doors = Doors(variant, site, rng)
+        self._sensor_noise = NoiseTable(rng, _SENSOR_NOISE_C, dtype=F32)
+        self._ambient_noise = NoiseTable(rng, _AMBIENT_NOISE_C, dtype=F32)
+        self._defrost = PeriodicWindows(
+            self._defrost_phase_ms, self._defrost_period_ms, self._defrost_on_ms, start_ms
         )
-        cut_h = np.clip(rng.lognormal(np.log(3.0), 0.8, size=n), 0.5, 14.0)
-        is_cut = self.book.has("power_cut")
-        self.cut_start_ms = np.where(is_cut, onset, -1)
-        self.cut_end_ms = np.where(is_cut, onset + (cut_h * HOUR_MS).astype(np.int64), -1)
+        # The thermostat starts each fridge at a random point of its cycle.
+        self.cabinet_c = (self.setpoint_c + rng.uniform(-1.0, 1.0, size=n) * band).astype(F32)
+        self.relay_on = rng.random(n) < 0.3
+        # Last readings of the stuck-sensor devices (a stuck sensor freezes at its last value).
+        self._stuck_last_c = self.cabinet_c[self._stuck_devices].astype(np.float64)
+        self._above = AboveLimit(self.limit_c.astype(F32), self.limit_ms)
+        self._alarm = AboveLimit(self.limit_c, self.limit_ms)
+        self._alarmed = np.zeros(n, dtype=np.bool_)
+        self._cut_devices = np.flatnonzero(self.plan.cut_start_ms >= 0)
+        self._faulty_devices = np.flatnonzero(fault >= 0)
+        self._faulty_plan = self.plan.subset(self._faulty_devices)
+        self._effects_now = Effects(self._evap_delta_k.astype(F32))
+        self._effects_due_ms = -1
+        self._capacity_now_w = self._capacity_w.astype(F32)
+        self._cold_ref = (1.0 - _CAPACITY_PER_COLD_K * self.setpoint_c).astype(F32)
+        self._cut_in_now = self._cut_in_c.astype(F32)
+        self._cut_out_now = self._cut_out_c.astype(F32)
+        self._next_stuck_ms = (
+            int(self.plan.onset_ms[self._stuck_devices].min())
+            if self._stuck_devices.size
+            else NO_ONSET_MS
+        )
+        self._ua_now = self._ua.astype(F32)
+        self._faulty_ua = self._ua[self._faulty_devices]
+        # Defrost heaters work until a defrost_heater_failure starts (set in _refresh).
+        self._heater_dead = np.zeros(n, dtype=np.bool_)
+        self._heater_cabinet_w = self._defrost_cabinet_w.astype(F32)
+        self._current_base_a = (self._run_current_a * (1.0 - 25.0 * _CURRENT_PER_K)).astype(F32)
+        self._current_per_k_a = (self._run_current_a * _CURRENT_PER_K).astype(F32)
+        self._heat32 = self._heat_capacity.astype(F32)
+        self._limit32_c = self.limit_c.astype(F32)
+        self._low, self._high = channel_bounds(KIND, CHANNELS)
+        self._timed = TimedEvents(self.plan.cut_start_ms, self.plan.cut_end_ms, self.plan.stop_ms)
 
     def labels(self) -> list[FaultLabel]:
         return self.book.labels()
 
-    def _health(self, ts_ms: int) -> tuple[FloatArray, FloatArray]:
-        """Remaining cooling capacity (fraction) and running-current factor of each compressor."""
-        age_ms = np.maximum(ts_ms - self.book.onset_ms, 0).astype(np.float64)
-        active = self.book.active(ts_ms)
-        capacity = np.ones_like(age_ms)
-        current = np.ones_like(age_ms)
-        leak = active & self.book.has("refrigerant_leak")
-        leak_health = np.clip(1.0 - age_ms / self._leak_scale_ms, 0.0, 1.0)
-        capacity = np.where(leak, leak_health, capacity)
-        # A short charge moves less refrigerant: the motor works less hard.
-        current = np.where(leak, 1.0 - 0.25 * (1.0 - leak_health), current)
-        fouling = active & self.book.has("condenser_fouling")
-        progress = np.minimum(age_ms / self._fouling_ms, 1.0)
-        capacity = np.where(fouling, 1.0 - 0.7 * progress, capacity)
-        current = np.where(fouling, 1.0 + 0.4 * progress, current)
-        wearing = active & self.book.has("compressor_failure")
-        stopped = wearing & (ts_ms >= self.compressor_stop_ms)
-        wear = np.minimum(age_ms / self._wear_ms, 1.0)
-        current = np.where(wearing, 1.0 + 0.3 * wear, current)
-        capacity = np.where(stopped, 0.0, capacity)
-        current = np.where(stopped, 0.0, current)
-        return capacity, current
+    def parameters(self) -> dict[str, FloatArray]:
+        """Per-device model parameters (copies), e.g. to run the same fridges elsewhere."""
+        params = {
+            "site": self._site,
+            "variant": self.variant,
+            "room_c": self._room_c,
+            "ua_w_per_k": self._ua,
+            "heat_capacity_j_per_k": self._heat_capacity,
+            "capacity_w": self._capacity_w,
+            "run_current_a": self._run_current_a,
+            "cut_in_c": self._cut_in_c,
+            "cut_out_c": self._cut_out_c,
+            "defrost_phase_ms": self._defrost_phase_ms,
+            "defrost_period_ms": self._defrost_period_ms,
+            "defrost_on_ms": self._defrost_on_ms,
+            "defrost_cabinet_w": self._defrost_cabinet_w,
+            "door_ua_w_per_k": self._door_ua_w_per_k,
+            "door_open_mean_s": self._doors.mean_open_s,
+            "door_bump_max_k": self._bump_max_k,
+            "evap_delta_k": self._evap_delta_k,
+        }
+        return {k: np.array(v, dtype=np.float64) for k, v in params.items()}
+
+    def _freeze_stuck_sensors(self, ts_ms: int) -> None:
+        """Freeze the readings of stuck sensors whose fault starts by ``ts_ms``."""
+        stuck = self._stuck_devices
+        fresh = (self.plan.onset_ms[stuck] <= ts_ms) & np.isnan(self._stuck_c)
+        self._stuck_c[fresh] = self._stuck_last_c[fresh]
+        later = self.plan.onset_ms[stuck][np.isnan(self._stuck_c)]
+        self._next_stuck_ms = int(later.min()) if later.size else NO_ONSET_MS
+
+    def _thresholds(self) -> None:
+        """Cut-in and cut-out in true cabinet temperature, as the (maybe faulty) sensor sees it."""
+        offset_k = self._effects_now.sensor_offset_k
+        np.subtract(self._cut_in_c, offset_k, out=self._cut_in_now)
+        np.subtract(self._cut_out_c, offset_k, out=self._cut_out_now)
+        frozen = ~np.isnan(self._stuck_c)
+        who = self._stuck_devices[frozen]
+        held = self._stuck_c[frozen]
+        # A frozen reading above cut-in calls for cooling forever, below cut-out never;
+        # in between the relay keeps whatever state it was in.
+        self._cut_in_now[who] = np.where(held > self._cut_in_c[who], ALWAYS_C, NEVER_C)
+        self._cut_out_now[who] = np.where(held < self._cut_out_c[who], NEVER_C, ALWAYS_C)
 
     def step(self, ts_ms: int, dt_s: float) -> StepOutput:
-        rng = self._rng
+        # Written for speed: a 10,000-fridge step is a few dozen operations on whole arrays;
+        # np.where and boolean-mask writes over the whole fleet are avoided (they cost several
+        # plain arithmetic operations each), and sparse things (doors, faults) touch only
+        # the devices concerned.
         n = self.cabinet_c.shape[0]
         begin_ms = self._clock.advance(ts_ms, dt_s)
-        dt_ms = ts_ms - begin_ms
-        v = self.variant
-        hour = local_hour(ts_ms, self._offset_h)
-        outdoor_c = self._weather.outdoor_c(ts_ms, dt_s)
-        evening = np.cos(2.0 * np.pi * (hour - 18.0) / 24.0)
-        ambient_c = 20.5 + 0.2 * (outdoor_c - 12.0) + 0.8 * evening + self._room_offset_c
+        dt_ms = float(ts_ms - begin_ms)
+        plan = self.plan
+        hours = site_hours(ts_ms)
+        site_c = 0.2 * (self._weather.site_outdoor_c(ts_ms, dt_s) - 12.0) + 0.8 * np.cos(
+            2.0 * np.pi * (hours - 18.0) / 24.0
+        )
+        ambient_c = self._room_c + site_c.astype(F32).take(self._site)
 
-        mains = 1.0 - overlap_ms(begin_ms, ts_ms, self.cut_start_ms, self.cut_end_ms) / dt_ms
-        defrost = periodic_on_ms(
-            begin_ms, ts_ms, self._defrost_phase_ms, self._defrost_period_ms, self._defrost_on_ms
-        )
-        defrost = np.minimum(defrost / dt_ms, mains)
-        openings = rng.poisson(_DOOR_RATE_PER_H[v, hour.astype(np.int64)] * dt_s / 3600.0)
-        door_s = np.minimum(rng.gamma(openings, _DOOR_OPEN_MEAN_S[v]), dt_s)
+        mains = np.ones(n, dtype=F32)
+        cuts = self._cut_devices
+        if cuts.size:
+            outage = overlap_ms(begin_ms, ts_ms, plan.cut_start_ms[cuts], plan.cut_end_ms[cuts])
+            mains[cuts] = 1.0 - outage / dt_ms
+        defrosting, defrost_ms = self._defrost.on_ms(begin_ms, ts_ms)
+        defrost = np.zeros(n, dtype=F32)
+        defrost[defrosting] = np.minimum(defrost_ms / dt_ms, mains[defrosting])
+        defrost_now = defrost[defrosting]
+        opened, door_s = self._doors.advance(hours, dt_s)
 
-        capacity_frac, current_factor = self._health(ts_ms)
-        capacity_w = (
-            self._capacity_w
-            * np.clip(1.0 - _CAPACITY_PER_K * (ambient_c - 25.0), 0.5, 1.2)
-            * capacity_frac
+        stops = self._timed.due(2, begin_ms, ts_ms)
+        if stops or ts_ms >= self._effects_due_ms:
+            self._refresh(ts_ms, ambient_c)
+        if ts_ms >= self._next_stuck_ms:
+            self._freeze_stuck_sensors(ts_ms)
+            self._thresholds()
+        effects = self._effects_now
+        # A colder cabinet (evaporator) lowers the capacity, which also keeps a compressor that
+        # never stops from cooling without bound.
+        capacity_w = self._capacity_now_w * np.maximum(
+            self._cold_ref + _CAPACITY_PER_COLD_K * self.cabinet_c, 0.0
         )
-        load_w = (
-            self._ua * (ambient_c - self.cabinet_c)
-            + _DOOR_HEAT_W[v] * door_s / dt_s
-            + _DEFROST_TO_CABINET * _DEFROST_HEATER_W[v] * defrost
+        load_w = self._ua_now * (ambient_c - self.cabinet_c)
+        load_w[defrosting] += self._heater_cabinet_w[defrosting] * defrost_now
+        load_w[opened] += (
+            self._door_ua_w_per_k[opened]
+            * (ambient_c[opened] - self.cabinet_c[opened])
+            * (door_s / dt_s)
         )
-        may_run = np.clip(mains - defrost, 0.0, 1.0)
-        cooled = cool(
-            self.cabinet_c, self.setpoint_c, load_w, capacity_w, self._heat_capacity, may_run, dt_s
+        cooled = thermostat(
+            self.cabinet_c,
+            self.relay_on,
+            self._cut_in_now,
+            self._cut_out_now,
+            load_w,
+            capacity_w,
+            self._heat32,
+            mains - defrost,
+            dt_s,
         )
-        self.cabinet_c = cooled.cabinet_c
-        calls, running, holding = cooled.calls, cooled.running, cooled.holding
+        self.cabinet_c = cabinet_c = cooled.cabinet_c
+        self.relay_on = cooled.on
+        calls = cooled.calls
 
-        band = np.where(holding, rng.uniform(-1.0, 1.0, size=n) * _BAND_K[v], 0.0)
-        bump = np.minimum(door_s / 40.0, _DOOR_BUMP_MAX_K[v])
-        reading_c = self.cabinet_c + band + bump + rng.normal(0.0, _SENSOR_NOISE_C, size=n)
-        evap_run = reading_c - _EVAP_DELTA_K[v] * (0.4 + 0.6 * capacity_frac)
-        idle = np.clip(1.0 - running - defrost, 0.0, 1.0)
-        evap_c = running * evap_run + idle * (reading_c - 1.0) + defrost * 6.0
-        run_current_a = self._run_current_a * (1.0 + _CURRENT_PER_K * (ambient_c - 25.0))
-        current_a = np.where(calls > 0.0, run_current_a * current_factor, 0.0)
-
-        values = np.column_stack(
-            (
-                reading_c,
-                evap_c + rng.normal(0.0, _SENSOR_NOISE_C, size=n),
-                ambient_c + rng.normal(0.0, 0.1, size=n),
-                calls,
-                current_a,
-                np.round(door_s, 1),
-                defrost,
-                mains,
-            )
+        out = np.empty((len(CHANNELS), n))
+        reading = out[0]
+        np.add(cabinet_c, effects.sensor_offset_k, out=reading)
+        reading += self._sensor_noise.normal(n)
+        reading[opened] += np.minimum(door_s / 40.0, self._bump_max_k[opened])
+        if self._stuck_devices.size:
+            frozen = ~np.isnan(self._stuck_c)
+            reading[self._stuck_devices[frozen]] = self._stuck_c[frozen]
+        self._stuck_last_c = reading[self._stuck_devices]
+        running = calls * effects.alive
+        # The coil runs below the cabinet while cooling, sits a little below it when idle and
+        # is heated above melting while defrosting (or stays frozen without a heater).
+        coil_run = cabinet_c - effects.coil_drop_k
+        evap = out[1]
+        np.multiply(running, coil_run - (cabinet_c - 1.0), out=evap)
+        evap += cabinet_c - 1.0
+        d = defrosting
+        evap[d] += defrost_now * (
+            np.where(self._heater_dead[d], coil_run[d], _DEFROST_EVAP_C) - (cabinet_c[d] - 1.0)
         )
-        clip_to(values, self._low, self._high)
-        events = self._events(begin_ms, ts_ms, values[:, 0])
+        evap += self._sensor_noise.normal(n)
+        np.add(ambient_c, self._ambient_noise.normal(n), out=out[2])
+        out[3] = calls
+        current = self._current_base_a + self._current_per_k_a * ambient_c
+        np.multiply(current * effects.current_factor, running > 0.0, out=out[4])
+        out[5] = 0.0
+        out[5][opened] = np.round(door_s, 1)
+        out[6] = defrost
+        out[7] = mains
+        # float32 rounding must not let duty and defrost add up to more than the sample.
+        np.minimum(out[3], out[7] - out[6], out=out[3])
+        # The physics keeps every channel in its contract range except door time, which a
+        # sample longer than an hour could exceed.
+        np.clip(out[5], self._low[5], self._high[5], out=out[5])
+        values = out.T
+        events = self._events(begin_ms, ts_ms, dt_ms, reading, stops)
         self.book.now_ms = ts_ms
         return StepOutput(KIND, ts_ms, CHANNELS, values, tuple(events))
 
+    def _refresh(self, ts_ms: int, ambient_c: FloatArray) -> None:
+        """Re-evaluate the slow things: fault effects and the room's effect on capacity.
+
+        Degradation takes days, so every ``EFFECTS_EVERY_MS`` is often enough; a compressor
+        stop is applied at its own sample.
+        """
+        self._effects_due_ms = ts_ms + EFFECTS_EVERY_MS
+        faulty = self._faulty_devices
+        part = self._faulty_plan.effects(ts_ms)
+        e = self._effects_now
+        e.capacity_frac[faulty] = part.capacity_frac * ~part.dead
+        e.coil_drop_k[faulty] = self._evap_delta_k[faulty] * (0.4 + 0.6 * part.capacity_frac)
+        e.current_factor[faulty] = part.current_factor
+        e.sensor_offset_k[faulty] = part.sensor_offset_k
+        e.alive[faulty] = ~part.dead
+        self._ua_now[faulty] = self._faulty_ua + part.extra_ua_w_per_k
+        heater_dead = self._faulty_plan.heater_dead & (self._faulty_plan.onset_ms <= ts_ms)
+        self._heater_dead[faulty] = heater_dead
+        self._heater_cabinet_w[faulty] = self._defrost_cabinet_w[faulty] * ~heater_dead
+        # A warmer room heats the condenser and lowers the capacity.
+        room = np.clip(1.0 - _CAPACITY_PER_K * (ambient_c - 25.0), 0.5, 1.2)
+        self._capacity_now_w = (room * self._capacity_w * e.capacity_frac).astype(F32)
+        self._thresholds()
+
     def _events(
-        self, begin_ms: int, ts_ms: int, reading_c: FloatArray
-    ) -> list[tuple[int, dict[str, object]]]:
-        """Power events, the high-temperature alarm, and failure bookkeeping for this sample."""
-        events: list[tuple[int, dict[str, object]]] = []
-        above = reading_c > self.limit_c
-        starts = above & (self._above_since_ms < 0)
-        self._above_since_ms = np.where(above, np.where(starts, ts_ms, self._above_since_ms), -1)
-        too_long = above & (ts_ms - self._above_since_ms >= self.limit_ms)
-        self.book.mark_failed(too_long, ts_ms)
-        for i in np.flatnonzero((self.cut_start_ms > begin_ms) & (self.cut_start_ms <= ts_ms)):
-            events.append(
-                (int(i), {"ts_ms": int(self.cut_start_ms[i]), "type": "power", "on": False})
-            )
-        for i in np.flatnonzero((self.cut_end_ms > begin_ms) & (self.cut_end_ms <= ts_ms)):
-            events.append((int(i), {"ts_ms": int(self.cut_end_ms[i]), "type": "power", "on": True}))
-        stops = (self.compressor_stop_ms > begin_ms) & (self.compressor_stop_ms <= ts_ms)
-        for i in np.flatnonzero(stops):
+        self,
+        begin_ms: int,
+        ts_ms: int,
+        dt_ms: float,
+        reading_c: FloatArray,
+        stops: list[tuple[int, int]],
+    ) -> Events:
+        """Power and compressor events, the controller's alarm, and failure bookkeeping."""
+        self.book.mark_failed_devices(self._above.update(self.cabinet_c, dt_ms), ts_ms)
+        events: Events = []
+        for i, at_ms in self._timed.due(0, begin_ms, ts_ms):
+            events.append((i, {"ts_ms": at_ms, "type": "power", "on": False}))
+        for i, at_ms in self._timed.due(1, begin_ms, ts_ms):
+            events.append((i, {"ts_ms": at_ms, "type": "power", "on": True}))
+        for i, _ in stops:
             detail = "compressor draws no current while cooling is called for"
-            events.append(
-                (
-                    int(i),
-                    {
-                        "ts_ms": ts_ms,
-                        "type": "fault",
-                        "code": "E07",
-                        "severity": "critical",
-                        "detail": detail,
-                    },
-                )
-            )
-        # The controller's own alarm: the limit was exceeded for the limit duration.
-        raise_alarm = too_long & ~self._alarmed
-        self._alarmed = too_long
-        for i in np.flatnonzero(raise_alarm):
+            stop = {"ts_ms": ts_ms, "type": "fault", "code": "E07", "severity": "critical"}
+            events.append((i, {**stop, "detail": detail}))
+        # The controller's own alarm sees only its sensor: the limit exceeded long enough.
+        alarm_now = self._alarm.update(reading_c, dt_ms)
+        raise_alarm = alarm_now[~self._alarmed[alarm_now]]
+        self._alarmed[:] = False
+        self._alarmed[alarm_now] = True
+        for i in raise_alarm.tolist():
             detail = f"cabinet above {self.limit_c[i]:g} °C for {self.limit_ms[i] // 60_000} min"
             alarm = {"ts_ms": ts_ms, "type": "fault", "code": "E01", "severity": "critical"}
-            events.append((int(i), {**alarm, "detail": detail}))
+            events.append((i, {**alarm, "detail": detail}))
         return events
+
+
+def _fault_mix(weights: Mapping[str, float] | None) -> tuple[float, ...]:
+    return fault_weights(FAULTS, weights, DEFAULT_WEIGHTS)
+
+
+def _variant_shares(shares: Sequence[float]) -> FloatArray:
+    p = np.asarray(shares, dtype=np.float64)
+    if p.shape != (3,) or not np.all(np.isfinite(p)) or p.min() < 0 or p.sum() <= 0:
+        raise ValueError(
+            f"variant_shares must be three non-negative shares (household, commercial, freezer) "
+            f"with a positive sum, got {shares}"
+        )
+    shares_p: FloatArray = p / p.sum()
+    return shares_p

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -53,9 +54,28 @@ class FaultBook:
 
         Returns the devices whose failure was recorded by this call.
         """
-        new: BoolArray = failing & self.active(ts_ms) & (self.failure_ms == NOT_YET)
-        self.failure_ms[new] = ts_ms
+        new = np.zeros(failing.shape[0], dtype=np.bool_)
+        candidates = np.flatnonzero(failing)
+        if candidates.size:
+            fresh = (
+                (self.fault[candidates] != NO_FAULT)
+                & (self.onset_ms[candidates] <= ts_ms)
+                & (self.failure_ms[candidates] == NOT_YET)
+            )
+            hit = candidates[fresh]
+            self.failure_ms[hit] = ts_ms
+            new[hit] = True
         return new
+
+    def mark_failed_devices(self, devices: IntArray, ts_ms: int) -> None:
+        """:meth:`mark_failed` for the devices listed in ``devices``."""
+        if devices.size:
+            fresh = (
+                (self.fault[devices] != NO_FAULT)
+                & (self.onset_ms[devices] <= ts_ms)
+                & (self.failure_ms[devices] == NOT_YET)
+            )
+            self.failure_ms[devices[fresh]] = ts_ms
 
     def add_episode(
         self, device: int, fault: str, onset_ms: int, failure_ms: int | None, component: str | None
@@ -95,3 +115,25 @@ def assign_faults(
     p = np.asarray(weights, dtype=np.float64)
     fault[chosen] = rng.choice(p.shape[0], size=n_faulty, p=p / p.sum())
     return fault
+
+
+def fault_weights(
+    names: Sequence[str], weights: Mapping[str, float] | None, default: Sequence[float]
+) -> tuple[float, ...]:
+    """Relative weights of ``names`` from ``weights`` (missing names weigh 0), else ``default``.
+
+    Raises ``ValueError`` naming the offending key for an unknown fault or a weight that is not
+    a finite non-negative number, and when every weight is 0.
+    """
+    if weights is None:
+        return tuple(default)
+    unknown = sorted(set(weights) - set(names))
+    if unknown:
+        raise ValueError(f"unknown fault {unknown[0]!r}; known: {', '.join(names)}")
+    for name, w in weights.items():
+        if not (isinstance(w, int | float) and math.isfinite(w) and w >= 0):
+            raise ValueError(f"fault weight {name!r} must be a finite number >= 0, got {w!r}")
+    chosen = tuple(float(weights.get(name, 0.0)) for name in names)
+    if sum(chosen) <= 0:
+        raise ValueError(f"at least one fault weight must be positive, got {dict(weights)}")
+    return chosen

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Protocol
 
-from simulators.types import StepOutput
+from simulators.types import Fleet, StepOutput
 
 
 class Steppable(Protocol):
@@ -43,3 +43,13 @@ def generate(
             chunk = []
     if chunk:
         yield chunk
+
+
+class OneKind:
+    """One fleet of a single kind, stepped like a mixed fleet (a list with its one output)."""
+
+    def __init__(self, fleet: Fleet) -> None:
+        self.fleet = fleet
+
+    def step(self, ts_ms: int, dt_s: float) -> list[StepOutput]:
+        return [self.fleet.step(ts_ms, dt_s)]

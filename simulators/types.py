@@ -57,6 +57,8 @@ class FaultLabel:
     25 % under placard or below legal tread, a slot that cannot vend); ``None`` while that has
     not happened. ``component`` names the part inside the device where it matters (a vending
     slot such as ``"B4"``, a tyre position such as ``"fl"``); ``None`` for whole-device faults.
+    ``end_ms`` closes an episode that ends by itself (a stock-out ends at the refill); ``None``
+    for faults that last until repaired, and for episodes still open.
     """
 
     device_id: str
@@ -65,6 +67,7 @@ class FaultLabel:
     onset_ms: int
     failure_ms: int | None
     component: str | None = None
+    end_ms: int | None = None
 
 
 class Fleet(Protocol):

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import math
+from typing import Any
 
 import numpy as np
+import pytest
 
 import firmware_specs
 from cloud.wire import RawMessage, Telemetry, decode_many
@@ -45,8 +47,19 @@ def event_ms(event: dict[str, object]) -> int:
     return ts_ms
 
 
-def test_telemetry_events_and_births_decode() -> None:
-    fleet = MixedFleet(60, START_MS, seed=12, fault_share=1.0, horizon_days=3)
+NEW_FAULTS = {
+    "door_gasket_leak": 1, "defrost_heater_failure": 1, "sensor_stuck": 1, "sensor_drift": 1,
+    "payment_reader": 1, "valve_leak": 1, "tpms_battery": 1,
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"fault_weights": NEW_FAULTS, "vending_demand_scale": 10.0}],
+    ids=["default-mix", "new-faults-busy-vending"],
+)
+def test_telemetry_events_and_births_decode(options: dict[str, Any]) -> None:
+    fleet = MixedFleet(60, START_MS, seed=12, fault_share=1.0, horizon_days=3, **options)
     steps: list[list[StepOutput]] = [
         fleet.step(START_MS + k * 600_000, 600.0) for k in range(1, 3 * 144 + 1)
     ]
