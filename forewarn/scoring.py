@@ -9,7 +9,9 @@ from typing import Final
 from cloud.actions.records import Ticket
 from simulators.types import FaultLabel
 
-# simulator fault kind → the decision fault family that should answer it
+# simulator fault kind → the decision fault family that should answer it. A faulty cabinet
+# sensor needs the same technician visit as failing cooling, so it is answered by the same
+# family; a payment reader and a TPMS battery need families of their own.
 FAMILY: Final = {
     "refrigerant_leak": "fridge.cooling",
     "condenser_fouling": "fridge.cooling",
@@ -17,12 +19,16 @@ FAMILY: Final = {
     "compressor_failure": "fridge.cooling",
     "door_gasket_leak": "fridge.cooling",
     "defrost_heater_failure": "fridge.cooling",
+    "sensor_stuck": "fridge.cooling",
+    "sensor_drift": "fridge.cooling",
     "jammed_coil": "vending.jammed_coil",
     "cooling_failure": "vending.cooling",
+    "payment_reader": "vending.payment_reader",
     "slow_leak": "tyres.pressure",
     "valve_leak": "tyres.pressure",
     "puncture": "tyres.pressure",
     "tread_wear": "tyres.tread",
+    "tpms_battery": "tyres.tpms_battery",
 }
 NOT_A_DEVICE_FAULT: Final = frozenset({"power_cut", "stockout"})
 
@@ -38,7 +44,8 @@ class FaultScore:
     false_tickets: int  # tickets with no injected fault behind them
 
 
-def _expected_fault(label: FaultLabel) -> str | None:
+def expected_fault(label: FaultLabel) -> str | None:
+    """The decision fault name that answers ``label`` (family, plus the slot or tyre)."""
     family = FAMILY.get(label.fault)
     if family is None:
         return None
@@ -56,7 +63,7 @@ def score(labels: Sequence[FaultLabel], tickets: Sequence[Ticket]) -> FaultScore
     leads: list[float] = []
     explained: set[int] = set()
     for lb in faults:
-        expected = _expected_fault(lb)
+        expected = expected_fault(lb)
         if lb.failure_ms is not None:
             failed += 1
         if expected is None:
