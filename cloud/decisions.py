@@ -13,7 +13,8 @@ update is proportional to the number of troubled units, not to the fleet.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Final
 
@@ -23,6 +24,8 @@ from cloud.core.types import Condition
 from cloud.decision_types import Action, Decision, Severity, decision_id
 
 _SEVERITIES: Final = (Severity.INFO, Severity.WARNING, Severity.CRITICAL)
+# Evidence this much older than what a device says is its present is back-filled history.
+STALE_AFTER_MS: Final = 3_600_000
 POSITION_NAMES: Final = {
     "fl": "front-left",
     "fr": "front-right",
@@ -42,8 +45,10 @@ POLICIES: Final[dict[str, FaultPolicy]] = {
     "fridge.cooling": FaultPolicy(Action.DISPATCH, open_after=3, close_after=24),
     "tyres.pressure": FaultPolicy(Action.ADVICE, open_after=3, close_after=24),
     "tyres.tread": FaultPolicy(Action.ADVICE, open_after=1, close_after=24),
+    "tyres.tpms_battery": FaultPolicy(Action.ADVICE, open_after=3, close_after=24),
     "vending.restock": FaultPolicy(Action.RESTOCK, open_after=1, close_after=1),
     "vending.jammed_coil": FaultPolicy(Action.DISPATCH, open_after=1, close_after=6),
+    "vending.payment_reader": FaultPolicy(Action.DISPATCH, open_after=3, close_after=12),
     "vending.cooling": FaultPolicy(Action.DISPATCH, open_after=1, close_after=12),
 }
 
@@ -91,8 +96,9 @@ def _summary(cond: Condition, unit: int) -> str:
     reason = cond.reason_of(unit) or cond.fault
     where = POSITION_NAMES.get(label, f"slot {label}" if label else "")
     text = f"{where.capitalize()}: {reason}" if where else reason[:1].upper() + reason[1:]
-    note = (cond.notes or {}).get(int(cond.unit_device[unit]))
-    return f"{text}. Pick list: {note}" if note else text
+    note = (cond.notes or {}).get(unit)
+    title = cond.note_name.replace("_", " ").capitalize()
+    return f"{text}. {title}: {note}" if note else text
 
 
 def decide(
@@ -100,8 +106,22 @@ def decide(
     product_kind: str,
     device_ids: Sequence[str],
     conditions: Sequence[Condition],
+    stale_before_ms: Mapping[int, int] | None = None,
+    bars: Mapping[str, float] | None = None,
 ) -> tuple[PolicyState, list[Decision]]:
-    """Advance the episode state with fresh conditions; return the decisions to act on."""
+    """Advance the episode state with fresh conditions; return the decisions to act on.
+
+    ``stale_before_ms`` maps a device index to a data time: evidence older than it (back-filled
+    after an outage) still counts towards the streak but opens no episode, so a condition that
+    held only in the past raises nothing, and one that still holds opens on the first fresh
+    evidence.
+
+    ``bars`` maps a device id to a factor >= 1 (from ``ActionService.device_bars``: repeated
+    no-fault-found closures): a non-critical condition on that device must persist that many
+    times longer before it opens an episode. Critical conditions still open at once.
+    """
+    stale = stale_before_ms or {}
+    bars = bars or {}
     units = dict(state.units)
     out: list[Decision] = []
     for cond in conditions:
@@ -118,7 +138,11 @@ def decide(
             if cond.active[u]:
                 ep = replace(ep, streak=ep.streak + 1, quiet=0)
                 needed = 1 if sev >= 2 else policy.open_after
-                if not ep.open and ep.streak >= needed:
+                if bars and sev < 2:
+                    bar = bars.get(device_ids[int(cond.unit_device[u])], 1.0)
+                    needed = math.ceil(policy.open_after * max(bar, 1.0))
+                fresh = now >= stale.get(int(cond.unit_device[u]), -1)
+                if not ep.open and ep.streak >= needed and fresh:
                     ep = replace(
                         ep, open=True, episode=ep.episode + 1, opened_ms=int(cond.ts_ms[u]),
                         severity=sev, eta_ms=eta,
@@ -151,9 +175,14 @@ def _decision(
     details: list[tuple[str, str]] = []
     if cond.unit_label[u]:
         details.append(("unit", cond.unit_label[u]))
-    note = (cond.notes or {}).get(int(cond.unit_device[u]))
+    note = (cond.notes or {}).get(u)
     if note:
-        details.append(("pick_list", note))
+        details.append((cond.note_name, note))
+    # Why now: how long the condition has held, and what it takes to open and to close.
+    details.append(("persisted_updates", str(ep.streak)))
+    details.append(
+        ("hysteresis", f"opens after {policy.open_after}, closes after {policy.close_after}")
+    )
     return Decision(
         decision_id=decision_id(device, fault, ep.opened_ms),
         device_id=device,

@@ -3,35 +3,48 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
+from scipy.special import stdtrit
 
-FloatArray = npt.NDArray[np.float64]
-IntArray = npt.NDArray[np.int64]
-BoolArray = npt.NDArray[np.bool_]
+FloatArray: TypeAlias = npt.NDArray[np.float64]
+Float32Array: TypeAlias = npt.NDArray[np.float32]
+AnyFloatArray: TypeAlias = npt.NDArray[np.floating[Any]]
+IntArray: TypeAlias = npt.NDArray[np.int64]
+BoolArray: TypeAlias = npt.NDArray[np.bool_]
+# Rows of a fleet array: an index array for a sparse update, ``slice(None)`` for a dense step
+# (every device, in order), which numpy serves with views instead of gathers and scatters.
+Rows: TypeAlias = IntArray | slice
 
 MS_PER_DAY = 86_400_000.0
 Z80 = 1.2815515655446004  # two-sided 80 % interval of a normal
+F32 = np.float32
 
 
-def ewm_alpha(dt_s: FloatArray, tau_s: float) -> FloatArray:
+def ewm_alpha(dt_s: AnyFloatArray, tau_s: float) -> AnyFloatArray:
     """Weight of a new sample in an exponentially weighted mean after ``dt_s`` seconds.
 
     Irregular sampling is handled by the time constant: a sample after a long gap weighs more.
+    The result has the dtype of ``dt_s``.
 
     >>> float(ewm_alpha(np.array([0.0]), 60.0)[0])
     0.0
     """
-    out: FloatArray = -np.expm1(-np.maximum(dt_s, 0.0) / tau_s)
+    out: AnyFloatArray = -np.expm1(np.maximum(dt_s, 0) * (-1.0 / tau_s))
     return out
 
 
-def ewm_update(level: FloatArray, x: FloatArray, alpha: FloatArray) -> FloatArray:
-    """Move ``level`` towards ``x``; NaN ``x`` keeps the level, a NaN level takes ``x``."""
-    fresh = np.isnan(level)
-    out = np.where(fresh, x, level + alpha * (x - level))
-    result: FloatArray = np.where(np.isnan(x), level, out)
+def ewm_update(level: AnyFloatArray, x: AnyFloatArray, alpha: AnyFloatArray) -> AnyFloatArray:
+    """Move ``level`` towards ``x``; NaN ``x`` keeps the level, a NaN level takes ``x``.
+
+    >>> ewm_update(np.array([1.0, np.nan, 1.0]), np.array([3.0, 2.0, np.nan]), np.full(3, 0.5))
+    array([2., 2., 1.])
+    """
+    moved = level + alpha * (x - level)
+    out = np.where(np.isnan(level), x, moved)
+    result: AnyFloatArray = np.where(np.isnan(x), level, out)
     return result
 
 
@@ -56,83 +69,138 @@ def rank_within_groups(group: IntArray, ts_ms: IntArray) -> tuple[IntArray, IntA
 
 
 @dataclass(frozen=True, slots=True)
+class TrendFit:
+    """A fitted line per series: level at ``x_now``, slope per unit of x, its standard error and
+    the effective number of points; in the trend's own dtype."""
+
+    level: AnyFloatArray
+    slope: AnyFloatArray
+    slope_se: AnyFloatArray
+    weight: AnyFloatArray
+
+
+@dataclass(frozen=True, slots=True)
 class Trend:
     """Exponentially forgetting least-squares line ``y = a + b·x`` per series.
 
-    Sufficient statistics only (six floats per series), so memory is constant per device. ``x`` is
-    in days since a per-series origin to keep the sums well conditioned.
+    Kept as a weight, weighted means and centred co-moments (West's weighted Welford update),
+    so the fit stays accurate in float32 however far ``x`` (days since a per-series origin) runs
+    from zero: a raw-sum form loses the slope to cancellation after a few weeks in float32.
+    Six numbers per series; memory is constant per device.
     """
 
-    s0: FloatArray
-    sx: FloatArray
-    sxx: FloatArray
-    sy: FloatArray
-    sxy: FloatArray
-    syy: FloatArray
+    w: AnyFloatArray
+    mx: AnyFloatArray
+    my: AnyFloatArray
+    cxx: AnyFloatArray
+    cxy: AnyFloatArray
+    cyy: AnyFloatArray
 
     @classmethod
-    def zeros(cls, n: int) -> Trend:
-        z = np.zeros(n)
+    def zeros(cls, n: int, dtype: type[np.floating[Any]] = F32) -> Trend:
+        z = np.zeros(n, dtype=dtype)
         return cls(z, z.copy(), z.copy(), z.copy(), z.copy(), z.copy())
 
     def grow(self, n: int) -> Trend:
-        pad = n - self.s0.shape[0]
+        pad = n - self.w.shape[0]
         if pad <= 0:
             return self
-        return Trend(*(np.r_[a, np.zeros(pad)] for a in self.arrays()))
+        return Trend(*(np.r_[a, np.zeros(pad, dtype=a.dtype)] for a in self.arrays()))
 
-    def arrays(self) -> tuple[FloatArray, ...]:
-        return (self.s0, self.sx, self.sxx, self.sy, self.sxy, self.syy)
+    def arrays(self) -> tuple[AnyFloatArray, ...]:
+        return (self.w, self.mx, self.my, self.cxx, self.cxy, self.cyy)
 
-    def update(self, idx: IntArray, x: FloatArray, y: FloatArray, decay: FloatArray) -> Trend:
-        """Fold one point per listed series; NaN ``y`` is skipped (decay still applies)."""
+    def copy(self) -> Trend:
+        return Trend(*(a.copy() for a in self.arrays()))
+
+    def fold(self, rows: Rows, x: AnyFloatArray, y: AnyFloatArray, decay: AnyFloatArray) -> None:
+        """Fold one point per listed series into this (freshly copied) trend, in place.
+
+        NaN ``y`` is skipped but the decay still applies: old evidence fades with time whether
+        or not new evidence arrives.
+        """
         ok = ~np.isnan(y)
-        xv = np.where(ok, x, 0.0)
-        yv = np.where(ok, y, 0.0)
-        w = ok.astype(np.float64)
-        new = []
-        for arr, term in zip(
-            self.arrays(), (w, w * xv, w * xv * xv, w * yv, w * xv * yv, w * yv * yv), strict=True
-        ):
-            a = arr.copy()
-            a[idx] = arr[idx] * decay + term
-            new.append(a)
-        return Trend(*new)
+        wi = ok.astype(self.w.dtype)
+        w_old = self.w[rows] * decay
+        w_new = w_old + wi
+        share = np.where(wi > 0, wi / np.maximum(w_new, 1e-30), 0).astype(self.w.dtype)
+        dx = np.where(ok, x - self.mx[rows], 0)
+        dy = np.where(ok, y - self.my[rows], 0)
+        # Co-moments update with the deviation before and after the mean moves.
+        keep = 1 - share
+        self.cxx[rows] = self.cxx[rows] * decay + wi * dx * dx * keep
+        self.cxy[rows] = self.cxy[rows] * decay + wi * dx * dy * keep
+        self.cyy[rows] = self.cyy[rows] * decay + wi * dy * dy * keep
+        self.mx[rows] = self.mx[rows] + share * dx
+        self.my[rows] = self.my[rows] + share * dy
+        self.w[rows] = w_new
 
-    def fit(self) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
-        """Return ``(intercept, slope, slope_se, n_eff)``; NaN where under-determined."""
-        det = self.s0 * self.sxx - self.sx * self.sx
-        good = (det > 1e-12) & (self.s0 > 2.5)
+    def fit(self, x_now: AnyFloatArray, min_weight: float = 2.5) -> TrendFit:
+        """The line at ``x_now``: level, slope, slope standard error, effective sample size.
+
+        NaN where the line is under-determined (too little weight or no spread in ``x``).
+        """
+        w, cxx = self.w, self.cxx
+        good = (w > min_weight) & (cxx > 1e-9 * np.maximum(w, 1))
         with np.errstate(divide="ignore", invalid="ignore"):
-            slope = np.where(good, (self.s0 * self.sxy - self.sx * self.sy) / det, np.nan)
-            icpt = np.where(good, (self.sy - slope * self.sx) / self.s0, np.nan)
-            sse = self.syy - icpt * self.sy - slope * self.sxy
-            dof = np.maximum(self.s0 - 2.0, 1e-9)
-            var = np.maximum(sse, 0.0) / dof
-            se = np.where(good, np.sqrt(var * self.s0 / det), np.nan)
-        return icpt, slope, se, self.s0
+            slope = np.where(good, self.cxy / cxx, np.nan).astype(w.dtype, copy=False)
+            level = self.my + slope * (x_now - self.mx)
+            sse = np.maximum(self.cyy - slope * self.cxy, 0)
+            var = sse / np.maximum(w - 2, 1e-9)
+            se = np.where(good, np.sqrt(var / cxx), np.nan).astype(w.dtype, copy=False)
+        return TrendFit(level, slope, se, w)
+
+
+def quantile80(dof: AnyFloatArray | None) -> FloatArray | float:
+    """Half-width, in standard errors, of a two-sided 80 % interval with ``dof`` degrees of
+    freedom (Student's t; the normal's 1.2816 when ``dof`` is None).
+
+    A line fitted to a handful of points knows its slope poorly, and its standard error
+    knows that poorly too: the t quantile widens the early intervals accordingly.
+
+    >>> round(float(quantile80(np.array([1.0]))[0]), 3), round(float(quantile80(None)), 3)
+    (3.078, 1.282)
+    """
+    if dof is None:
+        return Z80
+    out: FloatArray = stdtrit(np.maximum(np.asarray(dof, dtype=np.float64), 1.0), 0.9)
+    return out
 
 
 def time_to_cross(
-    level: FloatArray, slope_per_day: FloatArray, slope_se: FloatArray, limit: FloatArray
+    level: AnyFloatArray,
+    slope_per_day: AnyFloatArray,
+    slope_se: AnyFloatArray,
+    limit: AnyFloatArray | float,
+    dof: AnyFloatArray | None = None,
 ) -> tuple[FloatArray, FloatArray, FloatArray]:
     """Days until a linear trend reaches ``limit``, with an 80 % interval from the slope error.
 
     Returns ``(eta, lo, hi)`` in days; ``inf`` where the trend moves away from the limit.
-    The bound from the slower plausible slope is the late end of the interval.
+    The bound from the slower plausible slope is the late end of the interval. ``dof`` (the
+    fit's effective points less two) uses Student's t instead of the normal quantile.
+
+    >>> eta, lo, hi = time_to_cross(np.array([1.0]), np.array([0.5]), np.array([0.1]),
+    ...                             np.array([3.0]))
+    >>> float(eta[0]), bool(lo[0] < 4.0 < hi[0])
+    (4.0, True)
     """
+    level = np.asarray(level, dtype=np.float64)
+    slope_per_day = np.asarray(slope_per_day, dtype=np.float64)
+    slope_se = np.asarray(slope_se, dtype=np.float64)
     gap = limit - level
     with np.errstate(divide="ignore", invalid="ignore"):
         eta = np.where(gap * slope_per_day > 0, gap / slope_per_day, np.inf)
-        fast = slope_per_day + np.sign(slope_per_day) * Z80 * slope_se
-        slow = slope_per_day - np.sign(slope_per_day) * Z80 * slope_se
+        q = quantile80(dof)
+        fast = slope_per_day + np.sign(slope_per_day) * q * slope_se
+        slow = slope_per_day - np.sign(slope_per_day) * q * slope_se
         lo = np.where(gap * fast > 0, gap / fast, np.inf)
         hi = np.where(gap * slow > 0, gap / slow, np.inf)
     eta = np.where(gap * np.sign(slope_per_day) <= 0, np.where(gap == 0, 0.0, eta), eta)
     return eta, np.minimum(lo, eta), np.maximum(hi, eta)
 
 
-def logistic(z: FloatArray) -> FloatArray:
+def logistic(z: AnyFloatArray) -> FloatArray:
     """Map an evidence ratio to a score in [0, 1]."""
-    out: FloatArray = 0.5 * (1.0 + np.tanh(0.5 * z))
+    out: FloatArray = 0.5 * (1.0 + np.tanh(0.5 * np.asarray(z, dtype=np.float64)))
     return out

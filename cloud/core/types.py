@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cloud.core.kernels import BoolArray, FloatArray, IntArray
+from cloud.core.kernels import AnyFloatArray, BoolArray, FloatArray, IntArray
 
 SEVERITY_NAMES = ("info", "warning", "critical")
 
@@ -28,15 +28,16 @@ class Condition:
     touched: BoolArray
     active: BoolArray
     severity: IntArray
-    score: FloatArray
+    score: AnyFloatArray
     ts_ms: IntArray
     eta_ms: FloatArray
     eta_lo_ms: FloatArray
     eta_hi_ms: FloatArray
     signals: tuple[str, ...]
-    contributions: FloatArray
+    contributions: AnyFloatArray
     unit_key: IntArray | None = None  # stable id of each unit across updates (default: device)
-    notes: dict[int, str] | None = None  # extra text for a few active units (e.g. a pick list)
+    notes: dict[int, str] | None = None  # extra text for a few active units, keyed by unit
+    note_name: str = "note"  # what the notes are (``pick_list``, ``tread``)
     reason: IntArray | None = None  # index into ``reason_names`` per unit: why it is active
     reason_names: tuple[str, ...] = ()
 
@@ -57,10 +58,10 @@ def no_eta(n: int) -> FloatArray:
     return np.full(n, np.nan)
 
 
-def normalise_contributions(raw: FloatArray) -> FloatArray:
-    """Rows of non-negative evidence → shares that sum to 1 (zeros stay zeros)."""
-    raw = np.nan_to_num(np.maximum(raw, 0.0))
+def normalise_contributions(raw: AnyFloatArray) -> AnyFloatArray:
+    """Rows of non-negative evidence → shares that sum to 1 (zeros stay zeros), same dtype."""
+    raw = np.maximum(raw, 0)
+    raw = np.where(np.isnan(raw), 0, raw)
     total = raw.sum(axis=1, keepdims=True)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out: FloatArray = np.where(total > 0, raw / total, 0.0)
+    out: AnyFloatArray = raw / np.where(total > 0, total, 1)
     return out

@@ -95,3 +95,11 @@ def test_untouched_units_neither_open_nor_close():
         state, out = decide(state, "fridge", ["fr-001"], [silent])
         assert out == []
     assert state.units == {}
+
+
+def test_a_decision_explains_its_persistence_and_hysteresis():
+    out = run([[True, False]] * 4)
+    details = dict(out[0].details)
+    assert details["persisted_updates"] == "3"
+    assert details["hysteresis"] == "opens after 3, closes after 24"
+    assert out[0].contributions == (("x", 1.0),)

@@ -31,6 +31,11 @@ def make_batch(
     )
 
 
+def noisy(cabinet_c: np.ndarray) -> np.ndarray:
+    """A cabinet sensor's reading: the temperature plus its noise (a stuck sensor has none)."""
+    return cabinet_c + np.random.default_rng(3).normal(0.0, 0.05, cabinet_c.shape)
+
+
 def fridge_rows(days: float, duty: np.ndarray | float, cabinet: np.ndarray | float = 4.0):
     ts = T0 + np.arange(int(days * DAY / STEP)) * STEP
     n = ts.size
@@ -38,7 +43,7 @@ def fridge_rows(days: float, duty: np.ndarray | float, cabinet: np.ndarray | flo
     noise = np.random.default_rng(7).normal(0.0, 0.08, n)  # a compressor cycles within a sample
     duty_arr = np.clip(np.broadcast_to(duty, n) + daily + noise, 0, 1)
     cols = {
-        "cabinet_c": np.broadcast_to(cabinet, n).astype(float),
+        "cabinet_c": noisy(np.broadcast_to(cabinet, n)),
         "compressor_on": duty_arr,
         "mains_ok": np.ones(n),
     }
@@ -128,7 +133,7 @@ def test_compressor_stop_is_critical_at_once_but_power_cut_is_not_a_fault():
     ts, cols = fridge_rows(6, 0.4)
     stop = ts >= T0 + 4 * DAY
     cols["compressor_on"] = np.where(stop, 0.0, cols["compressor_on"])
-    cols["cabinet_c"] = np.where(stop, 4.0 + (ts - T0 - 4 * DAY) / 3600_000.0, 4.0)
+    cols["cabinet_c"] = noisy(np.where(stop, 4.0 + (ts - T0 - 4 * DAY) / 3600_000.0, 4.0))
     _, decisions = run("fridge", ts, cols)
     assert decisions
     assert decisions[0].severity == "critical"
@@ -138,7 +143,7 @@ def test_compressor_stop_is_critical_at_once_but_power_cut_is_not_a_fault():
     cut = (ts >= T0 + 4 * DAY) & (ts < T0 + 4 * DAY + 8 * 3600_000)
     cols["mains_ok"] = np.where(cut, 0.0, 1.0)
     cols["compressor_on"] = np.where(cut, 0.0, cols["compressor_on"])
-    cols["cabinet_c"] = np.where(cut, 4.0 + (ts - T0 - 4 * DAY) / 3600_000.0, 4.0)
+    cols["cabinet_c"] = noisy(np.where(cut, 4.0 + (ts - T0 - 4 * DAY) / 3600_000.0, 4.0))
     _, decisions = run("fridge", ts, cols)
     assert decisions == []
 
@@ -244,3 +249,108 @@ def test_devices_appearing_later_grow_the_state(kind):
     state, conds = fleet.update(state, make_batch(kind, "dev-b", ts, cols))
     assert state.device_ids(kind) == ("dev-a", "dev-b")
     assert all(c.touched.shape[0] == c.unit_device.shape[0] for c in conds)
+
+
+def test_a_stuck_cabinet_sensor_is_flagged_but_a_live_one_is_not():
+    ts, cols = fridge_rows(4, 0.4)
+    frozen = ts >= T0 + 3 * DAY
+    cols["cabinet_c"] = np.where(frozen, 4.21, cols["cabinet_c"])
+    _, decisions = run("fridge", ts, cols)
+    assert decisions
+    assert "stuck" in decisions[0].summary
+    assert decisions[0].ts_ms >= T0 + 3 * DAY + 3 * 3600_000
+
+
+def tyre_battery_rows(days: float, fall_v_per_day: float):
+    ts = T0 + np.arange(int(days * DAY / STEP)) * STEP
+    hours = ((ts - T0) / 3600_000.0) % 24
+    ambient = 8.0 + 10.0 * np.sin(2 * np.pi * (hours - 9) / 24)
+    cols = {"ambient_c": ambient}
+    noise = np.random.default_rng(2).normal(0.0, 0.005, ts.size)
+    for p in ("fl", "fr", "rl", "rr"):
+        cols[f"{p}.pressure_kpa"] = (240.0 + 101.325) * (ambient + 273.15) / 293.15 - 101.325
+        cols[f"{p}.temp_c"] = ambient
+        fall = fall_v_per_day * (ts - T0) / DAY if p == "rl" else 0.0
+        # a cell reads higher when warm; the core refers it to 20 °C
+        cols[f"{p}.battery_v"] = 3.0 - fall + 0.003 * (ambient - 20.0) + noise
+    return ts, cols
+
+
+def test_a_sensor_cell_running_down_gets_an_eta_and_a_cold_night_does_not():
+    ts, cols = tyre_battery_rows(10, 0.03)  # 3.0 V → 2.6 V after 13.3 days
+    _, decisions = run("tyres", ts, cols)
+    battery = [d for d in decisions if d.fault == "tyres.tpms_battery"]
+    assert battery
+    first = battery[0]
+    assert first.eta_lo_ms <= T0 + 13.3 * DAY <= first.eta_hi_ms
+    assert dict(first.contributions)["rl.battery_v"] == 1.0
+    _, healthy = run("tyres", *tyre_battery_rows(10, 0.0))
+    assert not [d for d in healthy if d.fault == "tyres.tpms_battery"]
+
+
+def tread_rows(days: float, wear_mm_per_km: float, start_mm: float = 2.4):
+    ts = T0 + np.arange(int(days * DAY / STEP)) * STEP
+    km = 60.0 * (ts - T0) / DAY  # 60 km a day
+    daily = ((ts - T0) % DAY) == 0
+    rng = np.random.default_rng(4)
+    cols = {"ambient_c": np.full(ts.size, 15.0), "odometer_km": 20_000.0 + km}
+    for p in ("fl", "fr", "rl", "rr"):
+        cols[f"{p}.pressure_kpa"] = np.full(ts.size, 240.0 * 288.15 / 293.15)
+        cols[f"{p}.temp_c"] = np.full(ts.size, 15.0)
+        depth = start_mm - wear_mm_per_km * km + rng.normal(0.0, 0.02, ts.size)
+        cols[f"{p}.tread_mm"] = np.where(daily, np.round(depth, 2), np.nan)
+    return ts, cols
+
+
+def test_tread_gives_km_and_days_to_the_advice_and_legal_limits():
+    ts, cols = tread_rows(14, 0.4e-3)  # 24 mm/1000 km·day → 1.6 mm after 33 days
+    _, decisions = run("tyres", ts, cols)
+    tread = [d for d in decisions if d.fault == "tyres.tread"]
+    assert tread
+    with_eta = [d for d in tread if d.eta_ms is not None]
+    assert with_eta, "after enough daily readings the wear rate gives an ETA"
+    legal_ms = T0 + (0.8 / (0.4e-3 * 60.0)) * DAY
+    d = with_eta[0]
+    assert d.eta_lo_ms <= legal_ms <= d.eta_hi_ms
+    note = dict(d.details)["tread"]
+    assert "1.6 mm in about" in note
+    assert "km" in note
+    assert "days" in note
+
+
+def test_normal_tread_wear_raises_nothing():
+    _, decisions = run("tyres", *tread_rows(20, 0.16e-3, start_mm=6.0))
+    assert not [d for d in decisions if d.fault == "tyres.tread"]
+
+
+def test_failed_vends_at_many_slots_are_the_payment_reader_not_jams():
+    ts, cols = vending_rows(3)
+    later = ts >= T0 + DAY
+    rng = np.random.default_rng(6)
+    for slot in ("A1", "A2"):
+        cols[f"slot.{slot}.fails"] = np.where(later & (rng.random(ts.size) < 0.15), 1.0, 0.0)
+    _, decisions = run("vending", ts, cols)
+    faults = {d.fault for d in decisions}
+    assert "vending.payment_reader" in faults
+    assert not any(f.startswith("vending.jammed_coil") for f in faults)
+
+
+def test_restock_decision_carries_pick_list_priority_and_an_interval():
+    ts, cols = vending_rows(4)
+    _, decisions = run("vending", ts, cols)
+    restock = [d for d in decisions if d.fault == "vending.restock"]
+    assert restock
+    d = restock[0]
+    assert 0.5 <= d.score <= 1.0  # the route priority: the worst slot's stock-out probability
+    assert d.eta_lo_ms <= d.eta_ms <= d.eta_hi_ms
+    pick = dict(d.details)["pick_list"]
+    assert pick.startswith("A1×")
+
+
+def test_an_odometer_jump_is_not_distance_driven():
+    ts, cols = tread_rows(20, 0.16e-3, start_mm=6.0)
+    jump = ts >= T0 + 5 * DAY
+    cols["odometer_km"] = np.where(jump, cols["odometer_km"] + 80_000.0, cols["odometer_km"])
+    state, decisions = run("tyres", ts, cols)
+    assert not [d for d in decisions if d.fault == "tyres.tread"]
+    assert 50.0 < float(state.tyres.km_per_day[0]) < 70.0  # 60 km a day, jump or not

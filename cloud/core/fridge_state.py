@@ -1,0 +1,292 @@
+"""Fridges' state: per-fridge health features as arrays, and how one reading moves them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from typing import Final
+
+import numpy as np
+
+from cloud.batch import TelemetryBatch
+from cloud.core.kernels import (
+    F32,
+    MS_PER_DAY,
+    Float32Array,
+    FloatArray,
+    IntArray,
+    Rows,
+    Trend,
+    ewm_alpha,
+    ewm_update,
+)
+from cloud.core.registry import Registry, grow
+
+FAULT: Final = "fridge.cooling"
+CHANNELS: Final = (
+    "cabinet_c",
+    "evap_c",
+    "ambient_c",
+    "compressor_on",
+    "compressor_a",
+    "door_open_s",
+    "defrost_on",
+    "mains_ok",
+)
+SIGNALS: Final = (
+    "duty_trend",
+    "cabinet_excess",
+    "compressor_stopped",
+    "compressor_current",
+    "pull_down",
+    "evaporator_delta",
+    "excursions",
+)
+REASONS: Final = (
+    "",
+    "the compressor has stopped while the cabinet warms",
+    "the cabinet is above its food-safety limit",
+    "cooling capacity is falling: the compressor runs longer every day",
+    "the cabinet is warm although the compressor runs all the time",
+    "the compressor draws more and more current: it is wearing out",
+    "the cabinet sensor has read the same value for hours: it is stuck",
+)
+# variant → (setpoint °C, food-safety limit °C, minutes above the limit that count as failure)
+VARIANTS: Final = {
+    "household": (4.0, 5.0, 120.0),
+    "commercial": (3.0, 5.0, 60.0),
+    "freezer": (-18.0, -15.0, 120.0),
+}
+TAU_FAST_S: Final = 6 * 3600.0  # duty, running current, evaporator delta
+TAU_CABINET_S: Final = 1800.0
+TAU_TREND_S: Final = 3 * 86400.0  # also the reference temperature difference
+TAU_RECENT_S: Final = 86400.0  # the recent line that times a rise the long one has confirmed
+STUCK_AFTER_MS: Final = 3 * 3600_000.0  # a live sensor's noise moves it within minutes
+TAU_BASE_S: Final = 10 * 86400.0  # a device's own healthy levels
+TAU_EXCURSION_S: Final = 86400.0
+DUTY_SATURATED: Final = 0.97
+MIN_SLOPE_PER_DAY: Final = 0.015
+MIN_T_STAT: Final = 3.5
+HORIZON_DAYS: Final = 14.0
+STOPPED_AFTER_MS: Final = 30 * 60_000.0
+PULL_DOWN_MS: Final = 4 * 3600_000.0  # after mains returns, the cabinet is being pulled down
+AFTER_DEFROST_MS: Final = 45 * 60_000.0  # the post-defrost pull-down runs at full duty
+LONG_DOOR_S: Final = 60.0  # an opening long enough to need a measurable pull-down
+PULL_DOWN_BAND_K: Final = 1.0  # pulled down: back within this of the setpoint
+PULL_DOWN_ALPHA: Final = 0.2  # weight of one recovery in the recent mean
+PULL_DOWN_BASE_ALPHA: Final = 0.02
+MIN_DRIVE_K: Final = 3.0  # ambient − cabinet below this makes the duty ratio meaningless
+WARM_EXCESS_K: Final = 2.5
+MIN_HISTORY_DAYS: Final = 2.0  # no trend verdict before the line has seen two daily cycles
+WEAR_RATIO: Final = 1.08  # running current this much above the device's own baseline
+# A compressor draws more current against a warmer room (higher condensing pressure); the
+# current is referred to 25 °C ambient before it is compared with the device's baseline.
+CURRENT_PER_K: Final = 0.01
+# A worn compressor stops within days; the interval is wide because wear is not linear.
+WEAR_ETA_DAYS: Final = (0.5, 2.0, 6.0)
+_CAP_MS: Final = np.float32(1e8)  # elapsed-time counters saturate here (about a day)
+_F32_FIELDS: Final = (
+    "duty",
+    "cabinet_c",
+    "drive_ref_k",
+    "above_ms",
+    "stopped_ms",
+    "since_mains_ms",
+    "since_defrost_ms",
+    "recover_ms",
+    "pull_down_min",
+    "pull_down_base_min",
+    "evap_delta_k",
+    "evap_base_k",
+    "current_a",
+    "current_base_a",
+    "excursion",
+    "last_cab_c",
+    "unchanged_ms",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class FridgeState:
+    """Per-fridge arrays, indexed by ``registry`` position (configuration, clocks, features)."""
+
+    registry: Registry
+    setpoint_c: Float32Array
+    limit_c: Float32Array
+    limit_ms: FloatArray
+    last_ts_ms: IntArray
+    origin_ms: IntArray
+    duty: Float32Array  # compressor duty while powered, smoothed over hours
+    cabinet_c: Float32Array
+    drive_ref_k: Float32Array  # typical ambient − cabinet over days: the duty's reference load
+    above_ms: Float32Array  # time above the food-safety limit, once settled
+    stopped_ms: Float32Array  # time the compressor has been called but not run
+    since_mains_ms: Float32Array
+    since_defrost_ms: Float32Array
+    recover_ms: Float32Array  # length of the pull-down in progress; NaN when none is
+    pull_down_min: Float32Array  # recent pull-down durations after defrosts and long openings
+    pull_down_base_min: Float32Array
+    evap_delta_k: Float32Array  # cabinet − evaporator while running
+    evap_base_k: Float32Array
+    current_a: Float32Array  # running current, smoothed over hours
+    current_base_a: Float32Array  # the device's own healthy level, learned over days
+    excursion: Float32Array  # share of settled time the cabinet spent warm, over a day
+    last_cab_c: Float32Array  # the last cabinet reading
+    unchanged_ms: Float32Array  # how long the cabinet sensor has read exactly the same
+    trend: Trend  # ambient-adjusted duty against days since ``origin_ms``, over days
+    recent: Trend  # the same over the last day: how fast is it rising now?
+
+    @classmethod
+    def empty(cls) -> FridgeState:
+        f = np.zeros(0)
+        i = np.zeros(0, dtype=np.int64)
+        g = np.zeros(0, dtype=F32)
+        floats = {name: g for name in _F32_FIELDS}
+        return cls(Registry(), g, g, f, i, i, trend=Trend.zeros(0), recent=Trend.zeros(0), **floats)
+
+    def grown(self, n: int) -> FridgeState:
+        if n <= len(self.last_ts_ms):
+            return self
+        sp, lim, lim_min = VARIANTS["household"]
+        fill: dict[str, float] = {
+            "setpoint_c": sp,
+            "limit_c": lim,
+            "limit_ms": lim_min * 60_000.0,
+            "last_ts_ms": -1,
+            "origin_ms": -1,
+            "above_ms": 0.0,
+            "stopped_ms": 0.0,
+            "since_mains_ms": float(_CAP_MS),
+            "since_defrost_ms": float(_CAP_MS),
+            "excursion": 0.0,
+            "unchanged_ms": 0.0,
+        }
+        grown = {
+            f.name: grow(getattr(self, f.name), n, fill.get(f.name, np.nan))
+            for f in fields(self)
+            if f.name not in ("registry", "trend", "recent")
+        }
+        return FridgeState(
+            registry=self.registry, trend=self.trend.grow(n), recent=self.recent.grow(n), **grown
+        )
+
+    def copy(self) -> FridgeState:
+        arrays = {f: getattr(self, f).copy() for f in ("last_ts_ms", "origin_ms", *_F32_FIELDS)}
+        return replace(self, trend=self.trend.copy(), recent=self.recent.copy(), **arrays)
+
+    @property
+    def state_bytes(self) -> int:
+        arrays = [
+            getattr(self, f.name)
+            for f in fields(self)
+            if f.name not in ("registry", "trend", "recent")
+        ]
+        trends = sum(a.nbytes for t in (self.trend, self.recent) for a in t.arrays())
+        return int(sum(a.nbytes for a in arrays) + trends)
+
+
+def configure(
+    state: FridgeState, device_id: str, variant: str, setpoint_c: float | None
+) -> FridgeState:
+    """Set a fridge's variant limits from its birth message (unknown variants keep defaults)."""
+    reg, idx = state.registry.extend([device_id])
+    st = replace(state, registry=reg).grown(len(reg))
+    sp, lim, lim_min = VARIANTS.get(variant, VARIANTS["household"])
+    setpoint, limit, limit_ms = st.setpoint_c.copy(), st.limit_c.copy(), st.limit_ms.copy()
+    setpoint[idx] = sp if setpoint_c is None else setpoint_c
+    limit[idx] = lim
+    limit_ms[idx] = lim_min * 60_000.0
+    return replace(st, setpoint_c=setpoint, limit_c=limit, limit_ms=limit_ms)
+
+
+def channel_matrix(batch: TelemetryBatch, order: IntArray) -> Float32Array:
+    """The batch's rows in ``order`` as a float32 matrix of :data:`CHANNELS` (NaN if absent)."""
+    out = np.full((order.shape[0], len(CHANNELS)), np.nan, dtype=F32)
+    for j, name in enumerate(CHANNELS):
+        if name in batch.channels:
+            out[:, j] = batch.values[order, batch.channels.index(name)]
+    return out
+
+
+def fold(st: FridgeState, d: Rows, t: IntArray, x: Float32Array) -> None:
+    """Fold one reading per listed fridge into ``st`` (a private copy), in place."""
+    cab, evap, amb, on, amps, door, defrost, mains = np.ascontiguousarray(x.T)
+    last = st.last_ts_ms[d]
+    dt_ms = np.where(last >= 0, t - last, 0).astype(F32)
+    dt_s = dt_ms * F32(1e-3)
+    st.origin_ms[d] = np.where(st.origin_ms[d] < 0, t, st.origin_ms[d])
+    a_fast = ewm_alpha(dt_s, TAU_FAST_S)
+    a_base = ewm_alpha(dt_s, TAU_BASE_S)
+    setpoint = st.setpoint_c[d]
+
+    mains_ok = ~(mains < 0.5)  # a missing mains reading is no evidence of a cut
+    defrosting = defrost > 0.05
+    since_mains = np.where(mains_ok, np.minimum(st.since_mains_ms[d] + dt_ms, _CAP_MS), 0)
+    since_defrost = np.where(defrosting, 0, np.minimum(st.since_defrost_ms[d] + dt_ms, _CAP_MS))
+    st.since_mains_ms[d] = since_mains
+    st.since_defrost_ms[d] = since_defrost
+    settled = mains_ok & (since_mains >= PULL_DOWN_MS)
+    steady = settled & (since_defrost >= AFTER_DEFROST_MS)  # neither defrost nor its pull-down
+
+    st.duty[d] = ewm_update(st.duty[d], np.where(mains_ok, on, np.nan), a_fast)
+    st.cabinet_c[d] = ewm_update(st.cabinet_c[d], cab, ewm_alpha(dt_s, TAU_CABINET_S))
+    drive = amb - cab
+    drive_ref = ewm_update(
+        st.drive_ref_k[d], np.where(steady, drive, np.nan), ewm_alpha(dt_s, TAU_TREND_S)
+    )
+    st.drive_ref_k[d] = drive_ref
+    warm = cab > st.limit_c[d]
+    st.above_ms[d] = np.where(settled & warm, st.above_ms[d] + dt_ms, 0)
+
+    # A stopped compressor: the thermostat calls for cooling but no current flows, or (without
+    # a current sensor) nothing runs while the cabinet is warm.
+    no_current = (on > 0.5) & (amps < 0.2)
+    idle_warm = (on < 0.05) & (cab > setpoint + WARM_EXCESS_K)
+    st.stopped_ms[d] = np.where(settled & (no_current | idle_warm), st.stopped_ms[d] + dt_ms, 0)
+    running = settled & (on > 0.05) & (amps >= 0.2)
+    per_k = np.where(np.isnan(amb), 0, amb - 25) * F32(CURRENT_PER_K)
+    a_run = np.where(running, amps / (1 + per_k), np.nan)
+    amps_fast = ewm_update(st.current_a[d], a_run, a_fast)
+    st.current_a[d] = amps_fast
+    base = st.current_base_a[d]
+    learn = np.where(~(amps_fast / base >= 1.05), a_run, np.nan)  # NaN ratio: still learning
+    st.current_base_a[d] = ewm_update(base, learn, a_base)  # never learn from worn readings
+
+    delta = np.where(steady & (on > 0.5) & ~(amps < 0.2), cab - evap, np.nan)
+    delta_fast = ewm_update(st.evap_delta_k[d], delta, a_fast)
+    st.evap_delta_k[d] = delta_fast
+    evap_base = st.evap_base_k[d]
+    healthy = ~(delta_fast / evap_base <= 0.95)
+    st.evap_base_k[d] = ewm_update(evap_base, np.where(healthy, delta, np.nan), a_base)
+
+    # Pull-down: from the end of a disturbance (defrost, long door opening, mains back) until
+    # the cabinet is back near its setpoint; each finished recovery is one observation.
+    disturbed = defrosting | (door > LONG_DOOR_S) | ~mains_ok
+    rec = st.recover_ms[d]
+    rec = np.where(disturbed, 0, rec + dt_ms)
+    done = ~disturbed & (cab <= setpoint + PULL_DOWN_BAND_K) & ~np.isnan(rec)
+    minutes = np.where(done, rec / F32(60_000.0), np.nan)
+    pd_fast = ewm_update(st.pull_down_min[d], minutes, np.full_like(minutes, PULL_DOWN_ALPHA))
+    st.pull_down_min[d] = pd_fast
+    pd_base = st.pull_down_base_min[d]
+    pd_learn = np.where(~(pd_fast / np.maximum(pd_base, 1) >= 1.3), minutes, np.nan)
+    st.pull_down_base_min[d] = ewm_update(
+        pd_base, pd_learn, np.full_like(minutes, PULL_DOWN_BASE_ALPHA)
+    )
+    st.recover_ms[d] = np.where(done, np.nan, rec)
+
+    is_warm = np.where(steady, (cab > setpoint + WARM_EXCESS_K).astype(F32), np.nan)
+    st.excursion[d] = ewm_update(st.excursion[d], is_warm, ewm_alpha(dt_s, TAU_EXCURSION_S))
+
+    # The trend input: duty scaled to the device's typical load, so a warm week does not look
+    # like a failing compressor (without an ambient sensor the duty is taken as it is).
+    load_factor = drive_ref / np.maximum(drive, MIN_DRIVE_K)
+    load_factor = np.where(np.isnan(load_factor), 1, load_factor)
+    y = np.where(steady, on * load_factor, np.nan)
+    x_days = ((t - st.origin_ms[d]) / MS_PER_DAY).astype(F32)
+    st.trend.fold(d, x_days, y, 1 - ewm_alpha(dt_s, TAU_TREND_S))
+    st.recent.fold(d, x_days, y, 1 - ewm_alpha(dt_s, TAU_RECENT_S))
+    # A sensor that reads exactly the same for hours while the compressor cycles is stuck.
+    same = np.abs(cab - st.last_cab_c[d]) < 1e-4
+    st.unchanged_ms[d] = np.where(same, np.minimum(st.unchanged_ms[d] + dt_ms, _CAP_MS), 0)
+    st.last_cab_c[d] = np.where(np.isnan(cab), st.last_cab_c[d], cab)
+    st.last_ts_ms[d] = t

@@ -1,0 +1,199 @@
+"""The ``fridge.cooling`` verdict: which fridges are failing, how surely, and by when."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from cloud.core.fridge_state import (
+    DUTY_SATURATED,
+    FAULT,
+    HORIZON_DAYS,
+    MIN_HISTORY_DAYS,
+    MIN_SLOPE_PER_DAY,
+    MIN_T_STAT,
+    REASONS,
+    SIGNALS,
+    STOPPED_AFTER_MS,
+    STUCK_AFTER_MS,
+    WEAR_ETA_DAYS,
+    WEAR_RATIO,
+    FridgeState,
+)
+from cloud.core.kernels import (
+    F32,
+    MS_PER_DAY,
+    AnyFloatArray,
+    BoolArray,
+    FloatArray,
+    IntArray,
+    Trend,
+    logistic,
+    quantile80,
+)
+from cloud.core.types import Condition, normalise_contributions
+
+
+def assess(st: FridgeState, touched: BoolArray) -> Condition:
+    """Turn the state into a ``fridge.cooling`` verdict per fridge.
+
+    Every fridge gets a score and contributions; ETAs and intervals are worked out only for
+    the few fridges with an active condition.
+    """
+    n = len(st.registry)
+    x_now = ((st.last_ts_ms - st.origin_ms) / MS_PER_DAY).astype(F32)
+    fit = st.trend.fit(x_now)
+    slope, se = fit.slope, fit.slope_se
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t_stat = slope / se
+        t_stat = np.where(np.isnan(t_stat), 0, t_stat)
+        ratio = _or_one(st.current_a / st.current_base_a)
+        pd_ratio = _or_one(st.pull_down_min / np.maximum(st.pull_down_base_min, 1))
+        evap_ratio = _or_one(st.evap_delta_k / st.evap_base_k)
+    history_d = np.where(st.origin_ms >= 0, x_now, 0)
+    rising = (
+        (slope > MIN_SLOPE_PER_DAY)
+        & (t_stat > MIN_T_STAT)
+        & (fit.weight > 24)
+        & (history_d >= MIN_HISTORY_DAYS)
+    )
+    cand = np.flatnonzero(rising)
+    cand_days = saturation_days(st, cand, x_now[cand])
+    trending = np.zeros(n, dtype=bool)
+    trending[cand] = cand_days[:, 0] < HORIZON_DAYS
+    wearing = (ratio > WEAR_RATIO) & (history_d >= 1.0)
+    excess = st.cabinet_c - st.setpoint_c
+    excess = np.where(np.isnan(excess), 0, excess)
+    saturated = (st.duty > 0.93) & (excess > 1.5) & (st.since_mains_ms > 0)
+    stopped = st.stopped_ms >= STOPPED_AFTER_MS
+    failing = st.above_ms >= st.limit_ms
+    cycling = (st.duty > 0.02) & (st.duty < 0.98)
+    stuck = (st.unchanged_ms >= STUCK_AFTER_MS) & cycling & (st.since_mains_ms > 0)
+    active = trending | saturated | stopped | failing | wearing | stuck
+    severity = np.where(stopped | failing, 2, np.where(active, 1, 0)).astype(np.int64)
+
+    eta, lo, hi = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
+    u = np.flatnonzero(active)
+    if u.size:
+        days = np.full((n, 3), np.nan)
+        days[cand] = cand_days
+        soon = saturated[u] | stopped[u]
+        eta[u], lo[u], hi[u] = _eta(st, u, trending[u], wearing[u], soon, failing[u], days[u])
+
+    positive_t = np.maximum(t_stat, 0)
+    excursion = np.where(np.isnan(st.excursion), 0, st.excursion)
+    # Below the alarm: a graded health score from the duty trend and the supporting features.
+    health = logistic(
+        0.5 * (positive_t - MIN_T_STAT)
+        + 4.0 * np.maximum(1 - evap_ratio, 0)
+        + np.maximum(pd_ratio - 1, 0)
+        + 4.0 * excursion
+    )
+    score = np.minimum(health, 0.49)
+    if u.size:
+        t_u, r_u = t_stat[u].astype(np.float64), ratio[u].astype(np.float64)
+        s_u = logistic(t_u - MIN_T_STAT) * trending[u]
+        s_u = np.maximum(s_u, np.where(severity[u] == 2, 1.0, 0.0))
+        s_u = np.maximum(s_u, np.where(saturated[u], 0.9, 0.0))
+        s_u = np.maximum(s_u, np.where(stuck[u], 0.8, 0.0))
+        s_u = np.maximum(s_u, np.where(wearing[u], np.clip((r_u - 1.0) * 4.0, 0.5, 1.0), 0.0))
+        score[u] = np.clip(s_u, 0.0, 1.0)
+
+    raw = np.empty((n, len(SIGNALS)), dtype=F32)
+    raw[:, 0] = positive_t * (slope > 0)
+    raw[:, 1] = np.maximum(excess, 0)
+    raw[:, 2] = stopped * F32(10.0)
+    raw[:, 3] = np.maximum(ratio - 1, 0) * F32(20.0)
+    raw[:, 4] = np.maximum(pd_ratio - 1, 0)
+    raw[:, 5] = np.maximum(1 - evap_ratio, 0) * F32(5.0)
+    raw[:, 6] = excursion * F32(5.0)
+    return Condition(
+        fault=FAULT,
+        unit_device=np.arange(n, dtype=np.int64),
+        unit_label=("",) * n,
+        touched=touched,
+        active=active,
+        severity=severity,
+        score=score,
+        ts_ms=st.last_ts_ms.copy(),
+        eta_ms=eta,
+        eta_lo_ms=lo,
+        eta_hi_ms=hi,
+        signals=SIGNALS,
+        contributions=normalise_contributions(raw),
+        reason=np.select(
+            [stopped, failing, trending, saturated, wearing, stuck], [1, 2, 3, 4, 5, 6], default=0
+        ).astype(np.int64),
+        reason_names=REASONS,
+    )
+
+
+def saturation_days(st: FridgeState, u: IntArray, x_now: AnyFloatArray) -> FloatArray:
+    """Days until the compressor of fridges ``u`` saturates: ``[:, (eta, lo, hi)]``.
+
+    Lost capacity makes the duty rise as ``load / capacity``: with capacity falling steadily the
+    duty accelerates, so the point estimate extrapolates ``1 / duty`` linearly (a hyperbola
+    through the current level and slope), from the recent line when it rises faster than the
+    long one. The early end uses the fast bound of that slope; the late end the straight line
+    of the long trend's slow bound, which is what a steady, non-accelerating rise would give.
+    """
+    long = st.trend.fit(x_now) if u.size == st.trend.w.shape[0] else _sub(st.trend, u).fit(x_now)
+    rec = _sub(st.recent, u).fit(x_now)
+    l_long, s_long = long.level.astype(np.float64), long.slope.astype(np.float64)
+    se_long = long.slope_se.astype(np.float64)
+    l_rec, s_rec = rec.level.astype(np.float64), rec.slope.astype(np.float64)
+    se_rec = rec.slope_se.astype(np.float64)
+    use = np.isfinite(s_rec) & (s_rec > s_long)
+    level = np.where(use, l_rec, l_long)
+    slope = np.where(use, s_rec, s_long)
+    q = quantile80(np.where(use, rec.weight, long.weight).astype(np.float64) - 2.0)
+    fast = slope + q * np.where(use, se_rec, se_long)
+    sat = DUTY_SATURATED
+    with np.errstate(divide="ignore", invalid="ignore"):
+        eta = np.where(level >= sat, 0.0, (1.0 - level / sat) * level / slope)
+        lo = np.where(level >= sat, 0.0, (1.0 - level / sat) * level / fast)
+        slow = s_long - quantile80(long.weight.astype(np.float64) - 2.0) * se_long
+        hi = np.where(slow > 0, (sat - l_long) / slow, np.inf)
+    eta = np.where(slope > 0, eta, np.inf)
+    out: FloatArray = np.stack([eta, np.minimum(lo, eta), np.maximum(hi, eta)], axis=1)
+    return out
+
+
+def _sub(trend: Trend, u: IntArray) -> Trend:
+    return Trend(*(a[u] for a in trend.arrays()))
+
+
+def _or_one(ratio: AnyFloatArray) -> AnyFloatArray:
+    out: AnyFloatArray = np.where(np.isnan(ratio), 1, ratio)
+    return out
+
+
+def _eta(
+    st: FridgeState,
+    u: IntArray,
+    trending: BoolArray,
+    wearing: BoolArray,
+    soon: BoolArray,
+    failing: BoolArray,
+    days: FloatArray,
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """ETA of failure with its 80 % interval for the active fridges ``u``.
+
+    ``days[:, 0:3]`` is the trend's time to saturation with its interval, in days.
+    """
+    now = st.last_ts_ms[u].astype(np.float64)
+    lim = st.limit_ms[u]
+    # Failure follows saturation by about the time the cabinet may stay above its limit.
+    eta = np.where(trending, now + days[:, 0] * MS_PER_DAY + lim, np.nan)
+    lo = np.where(trending, now + days[:, 1] * MS_PER_DAY + 0.25 * lim, np.nan)
+    hi = np.where(trending, now + np.minimum(days[:, 2], 60.0) * MS_PER_DAY + 2.0 * lim, np.nan)
+    lo_w, mid_w, hi_w = (now + d * MS_PER_DAY for d in WEAR_ETA_DAYS)
+    wear_only = wearing & ~trending
+    eta = np.where(wear_only, mid_w, eta)
+    lo = np.where(wear_only, lo_w, lo)
+    hi = np.where(wear_only, hi_w, hi)
+    soon = soon & ~failing
+    remaining = np.maximum(lim - st.above_ms[u], 0.0)
+    eta = np.where(soon, now + remaining + 0.5 * 3600_000.0, eta)
+    lo = np.where(soon, now + 0.5 * remaining, lo)
+    hi = np.where(soon, now + remaining + 6 * 3600_000.0, hi)
+    return np.where(failing, now, eta), np.where(failing, now, lo), np.where(failing, now, hi)

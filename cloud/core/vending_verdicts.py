@@ -1,0 +1,262 @@
+"""Vending conditions: stock-out risk and pick lists, jammed coils, payment, cooling."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.special import gammaincc
+
+from cloud.core.demand import crossing_hours, cumulative_profile, hour_of_week, stockout_probability
+from cloud.core.kernels import Z80, BoolArray, FloatArray, IntArray
+from cloud.core.types import Condition, normalise_contributions
+from cloud.core.vending_state import (
+    COOLING_FAULT,
+    FAILED_SLOT,
+    FORECAST_HOURS,
+    JAM_AFTER_FAILS,
+    JAM_EXPECTED_SALES,
+    JAM_FAULT,
+    MACHINE_P_VALUE,
+    MACHINE_RATIO,
+    ORDER_PROBABILITY,
+    PAYMENT_FAILS,
+    PAYMENT_FAULT,
+    PAYMENT_SLOTS,
+    RESTOCK_FAULT,
+    RESTOCK_HORIZON_H,
+    SELLING_RATIO,
+    SLOT_KEY,
+    VISIT_DELAY_H,
+    WARM_AFTER_MS,
+    WARM_CABINET_C,
+    WARM_LIMIT_MS,
+    VendingState,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class StockForecast:
+    """Per machine and slot: stock-out risk and timing over the next :data:`FORECAST_HOURS`."""
+
+    level_per_h: FloatArray  # demand per average hour (NaN: no sale seen in the machine yet)
+    p_horizon: FloatArray  # probability of selling out within the restock horizon
+    hours: FloatArray  # expected hours until the slot is empty (inf: not within sight)
+    hours_lo: FloatArray  # 80 % interval of that time
+    hours_hi: FloatArray
+    pick: FloatArray  # items to bring: refill to capacity after the sales until a visit
+
+
+def forecast_stock(st: VendingState, horizon_h: int = RESTOCK_HORIZON_H) -> StockForecast:
+    """Forecast every slot of every machine from its level and its machine's weekly profile."""
+    n, n_s = st.stock.shape
+    if n == 0 or n_s == 0:
+        z = np.zeros((n, n_s))
+        return StockForecast(z, z, z + np.inf, z + np.inf, z + np.inf, z)
+    level = st.level_per_h()
+    how = hour_of_week(np.maximum(st.last_ts_ms, 0))
+    cum = cumulative_profile(st.factor(), how + 1, FORECAST_HOURS)
+    rate = np.nan_to_num(level)
+    stock = st.stock.astype(np.float64)
+    mu_h = rate * cum[:, horizon_h - 1][:, None]
+    p = np.where(
+        np.isnan(level) & (np.nan_to_num(stock) > 0), 0.0, stockout_probability(stock, mu_h)
+    )
+    s = np.nan_to_num(stock)
+    hours = crossing_hours(cum, rate, s)
+    spread = Z80 * np.sqrt(np.maximum(s, 1.0))
+    lo = crossing_hours(cum, rate, np.maximum(s - spread, 0.5))
+    hi = crossing_hours(cum, rate, s + spread)
+    present = ~np.isnan(stock)
+    hours = np.where(present, np.where(s <= 0, 0.0, hours), np.inf)
+    lo = np.where(present, np.minimum(np.where(s <= 0, 0.0, lo), hours), np.inf)
+    hi = np.where(present, np.where(s <= 0, 0.0, np.maximum(hi, hours)), np.inf)
+    until_visit = rate * cum[:, VISIT_DELAY_H - 1][:, None]
+    pick = np.where(
+        present, np.ceil(np.maximum(st.capacity - np.maximum(s - until_visit, 0.0), 0.0)), 0.0
+    )
+    return StockForecast(level, p, hours, lo, hi, np.minimum(pick, st.capacity))
+
+
+def pick_list(st: VendingState, fc: StockForecast, device: int) -> list[tuple[str, int]]:
+    """Items to bring per slot for one machine, slots most at risk first."""
+    need = fc.pick[device]
+    cols = np.flatnonzero(need > 0)
+    cols = cols[np.lexsort((fc.hours[device, cols], -fc.p_horizon[device, cols]))]
+    return [(st.slots.ids[c], int(need[c])) for c in cols]
+
+
+def assess_restock(st: VendingState, touched: BoolArray) -> Condition:
+    """One unit per machine; the score is the route priority (the worst slot's risk)."""
+    n, n_s = st.stock.shape
+    fc = forecast_stock(st)
+    if n_s:
+        rows = np.arange(n)
+        p_max = fc.p_horizon.max(axis=1)
+        first = np.argmin(fc.hours_lo, axis=1)  # the slot that may empty first sets the ETA
+        first_h, lo_h, hi_h = (a[rows, first] for a in (fc.hours, fc.hours_lo, fc.hours_hi))
+    else:
+        p_max = np.zeros(n)
+        first_h = lo_h = hi_h = np.full(n, np.inf)
+    active = p_max >= ORDER_PROBABILITY
+    now = st.last_ts_ms.astype(np.float64)
+
+    def at(hours: FloatArray) -> FloatArray:
+        out: FloatArray = np.where(active & np.isfinite(hours), now + hours * 3600_000.0, np.nan)
+        return out
+
+    empty_now = active & (first_h <= 0)
+    notes = {
+        int(d): ", ".join(f"{slot}×{qty}" for slot, qty in pick_list(st, fc, int(d)))
+        for d in np.flatnonzero(active & touched)
+    }
+    expected_short = np.maximum(fc.p_horizon, 0.0)
+    return Condition(
+        fault=RESTOCK_FAULT,
+        unit_device=np.arange(n, dtype=np.int64),
+        unit_label=("",) * n,
+        touched=touched,
+        active=active,
+        severity=np.where(active, 1, 0).astype(np.int64),
+        score=np.clip(p_max, 0.0, 1.0),
+        ts_ms=st.last_ts_ms.copy(),
+        eta_ms=at(first_h),
+        eta_lo_ms=at(lo_h),
+        eta_hi_ms=at(hi_h),
+        signals=tuple(f"slot.{s}" for s in st.slots.ids),
+        contributions=normalise_contributions(expected_short * active[:, None]),
+        notes=notes,
+        note_name="pick_list",
+        reason=np.where(empty_now, 2, np.where(active, 1, 0)).astype(np.int64),
+        reason_names=("", "a slot will sell out before the next visit", "a slot is sold out"),
+    )
+
+
+def assess_jams(st: VendingState, touched: BoolArray) -> Condition:
+    """One unit per known slot of the machines this update touched."""
+    # Every known slot of the touched machines, so that a cleared jam can close its episode.
+    known = ~np.isnan(st.stock) | (st.capacity > 0)
+    d, c = np.nonzero(known & touched[:, None])
+    d = d.astype(np.int64)
+    c = c.astype(np.int64)
+    fails = st.jam_fails[d, c].astype(np.float64)
+    silent = st.silent[d, c].astype(np.float64)
+    # Failed vends at one slot are a jam; at several slots at once, the machine (payment).
+    alone = failing_slots(st)[d] <= 1
+    by_fails = (fails >= JAM_AFTER_FAILS) & alone
+    selling = machine_ratio(st)[d] >= SELLING_RATIO  # the rest of the machine still sells
+    by_silence = (silent >= JAM_EXPECTED_SALES) & selling & alone
+    active = by_fails | by_silence
+    now = st.last_ts_ms[d].astype(np.float64)
+    score = np.maximum(
+        np.clip(fails / (2 * JAM_AFTER_FAILS), 0.0, 1.0), -np.expm1(-silent / 3.0) * 0.99
+    )
+    raw = np.stack([fails / JAM_AFTER_FAILS, silent / JAM_EXPECTED_SALES], axis=1)
+    return Condition(
+        fault=JAM_FAULT,
+        unit_device=d,
+        unit_label=tuple(st.slots.ids[i] for i in c),
+        unit_key=d * SLOT_KEY + c,
+        touched=np.ones(d.shape[0], dtype=bool),
+        active=active,
+        severity=np.where(active, 1, 0).astype(np.int64),
+        score=np.where(active, np.maximum(score, 0.5), np.minimum(score, 0.49)),
+        ts_ms=st.last_ts_ms[d].copy(),
+        eta_ms=np.where(active, now, np.nan),
+        eta_lo_ms=np.where(active, now, np.nan),
+        eta_hi_ms=np.where(active, now, np.nan),
+        signals=("failed_vends", "missing_sales"),
+        contributions=normalise_contributions(raw * active[:, None]),
+        reason=np.select([by_fails, by_silence], [1, 2], default=0).astype(np.int64),
+        reason_names=(
+            "",
+            "vends fail while the slot still has stock: coil jammed",
+            "the slot has stopped selling although it has stock and demand: coil jammed",
+        ),
+    )
+
+
+def failing_slots(st: VendingState) -> IntArray:
+    """How many slots of each machine failed a vend over the last days."""
+    out: IntArray = (st.fail_w > FAILED_SLOT).sum(axis=1).astype(np.int64)
+    return out
+
+
+def machine_ratio(st: VendingState) -> FloatArray:
+    """Each machine's sales over the last days as a share of what its slots' levels expected."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = st.machine_sold.astype(np.float64) / st.machine_expected
+    out: FloatArray = np.where(st.machine_expected > 0, ratio, 1.0)
+    return out
+
+
+def assess_payment(st: VendingState, touched: BoolArray) -> Condition:
+    """A machine whose customers fail to buy at many slots at once, or that stopped selling.
+
+    Jams are per slot; when vends fail at several slots, or every slot goes quiet at once, the
+    cause is the machine: most often a payment reader that declines cards. The quiet test is a
+    Poisson tail: this few sales for what the levels expected over the last days would happen
+    by chance with probability below :data:`MACHINE_P_VALUE`.
+    """
+    n = len(st.registry)
+    sold = st.machine_sold.astype(np.float64)
+    expected = st.machine_expected.astype(np.float64)
+    p_low = gammaincc(np.floor(sold) + 1.0, np.maximum(expected, 1e-9))  # P(X <= sold)
+    ratio = machine_ratio(st)
+    spread = failing_slots(st)
+    fails = st.fail_w.sum(axis=1).astype(np.float64)
+    declining = (spread >= PAYMENT_SLOTS) & (fails >= PAYMENT_FAILS)
+    silent = (p_low < MACHINE_P_VALUE) & (ratio < MACHINE_RATIO)
+    active = declining | silent
+    now = st.last_ts_ms.astype(np.float64)
+    score = np.clip((1.0 - ratio) * np.clip(expected / 10.0, 0.0, 1.0), 0.0, 1.0)
+    score = np.maximum(score, np.clip(fails / (2 * PAYMENT_FAILS), 0.0, 1.0) * (spread >= 2))
+    return Condition(
+        fault=PAYMENT_FAULT,
+        unit_device=np.arange(n, dtype=np.int64),
+        unit_label=("",) * n,
+        touched=touched,
+        active=active,
+        severity=np.where(active, 1, 0).astype(np.int64),
+        score=np.where(active, np.maximum(score, 0.5), np.minimum(score, 0.49)),
+        ts_ms=st.last_ts_ms.copy(),
+        eta_ms=np.where(active, now, np.nan),
+        eta_lo_ms=np.where(active, now, np.nan),
+        eta_hi_ms=np.where(active, now, np.nan),
+        signals=("machine_sales", "failed_vends"),
+        contributions=normalise_contributions(
+            np.stack([silent * (1.0 - ratio), declining * fails], axis=1) * active[:, None]
+        ),
+        reason=np.select([declining, silent], [1, 2], default=0).astype(np.int64),
+        reason_names=(
+            "",
+            "vends fail at several slots: the payment reader declines customers",
+            "the whole machine has almost stopped selling: check the payment reader",
+        ),
+    )
+
+
+def assess_cooling(st: VendingState, touched: BoolArray) -> Condition:
+    n = len(st.registry)
+    active = st.warm_ms >= WARM_AFTER_MS
+    # The failure comes when the cabinet has been warm for the profile's limit minutes.
+    left_ms = np.maximum(WARM_LIMIT_MS - st.warm_ms.astype(np.float64), 0.0)
+    now = st.last_ts_ms.astype(np.float64)
+    excess = np.nan_to_num(st.cabinet_c - WARM_CABINET_C).astype(np.float64)
+    return Condition(
+        fault=COOLING_FAULT,
+        unit_device=np.arange(n, dtype=np.int64),
+        unit_label=("",) * n,
+        touched=touched,
+        active=active,
+        severity=np.where(active, 2, 0).astype(np.int64),
+        score=np.where(active, 1.0, np.clip((excess + 3.0) / 6.0, 0.0, 0.49)),
+        ts_ms=st.last_ts_ms.copy(),
+        eta_ms=np.where(active, now + left_ms, np.nan),
+        eta_lo_ms=np.where(active, now, np.nan),
+        eta_hi_ms=np.where(active, now + left_ms + WARM_AFTER_MS, np.nan),
+        signals=("cabinet_temperature",),
+        contributions=normalise_contributions(np.maximum(excess, 0.0)[:, None]),
+        reason=active.astype(np.int64),
+        reason_names=("", "the cabinet is warm: cooling has failed"),
+    )
