@@ -67,7 +67,7 @@ def test_dispatch_email_is_personal() -> None:
         assert "Kitchen fridge" in part
         assert "FW-000042" in part
         assert "Friday 2 January 2026" in part
-    assert "max-width:560px" in out.html
+    assert "max-width:600px" in out.html
     assert "\n" not in out.subject
 
 
@@ -220,3 +220,28 @@ def test_templates_ship_inside_the_package() -> None:
     for kind in ("dispatch_opened", "advice"):
         for ext in ("subject", "txt", "html"):
             assert folder.joinpath(f"{kind}.en.{ext}").is_file()
+
+
+def test_long_unsubscribe_links_reach_the_wire_verbatim() -> None:
+    from email.policy import SMTP
+
+    from cloud.actions.consent import UnsubscribeTokens
+
+    brand = Brand(
+        public_url="https://customer-care.forewarn-example-company.example.com",
+        unsubscribe_mailto="unsubscribe-requests@forewarn-example-company.example.com",
+    )
+    renderer = EmailRenderer(brand=brand, tokens=UnsubscribeTokens(b"k" * 32))
+    rendered = renderer.render(facts(customer_id="customer-" + "x" * 55))
+    raw = build(rendered, brand=brand).as_bytes(policy=SMTP)  # as the senders write it
+    head = raw.split(b"\r\n\r\n", 1)[0].decode("ascii")
+    unfolded = re.search(r"^List-Unsubscribe: (.*?)\r\n(?=\S)", head, re.M | re.S)
+    assert unfolded is not None
+    links = unfolded[1].replace("\r\n ", " ")
+    assert "=?" not in links
+    https, mailto = (link.strip(" <>") for link in links.split(","))
+    assert https == dict(rendered.headers)["List-Unsubscribe"].split(",")[0].strip("<>")
+    assert mailto.startswith("mailto:unsubscribe-requests@forewarn-example-company")
+    assert all(len(line) <= 998 for line in head.split("\r\n"))
+    parsed = email.message_from_bytes(raw, policy=email.policy.default)
+    assert parsed["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
