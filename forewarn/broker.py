@@ -74,7 +74,10 @@ class MosquittoProcess:
         extra_config: str = "",
         host: str = "127.0.0.1",
         binary: str | None = None,
+        config: str | None = None,
     ) -> None:
+        """``config`` replaces the private broker's configuration (e.g. one made by
+        ``forewarn provision``); it must listen on ``port``."""
         if binary is None:
             binary = shutil.which("mosquitto") or next(
                 (
@@ -96,7 +99,9 @@ class MosquittoProcess:
         self.data_dir = data_dir
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.config_path = self.data_dir / "mosquitto.conf"
-        self.config_path.write_text(broker_config(self.port, self.data_dir, host) + extra_config)
+        if config is None:
+            config = broker_config(self.port, self.data_dir, host) + extra_config
+        self.config_path.write_text(config)
         self.log_path = self.data_dir / "mosquitto.log"
         self._proc: subprocess.Popen[bytes] | None = None
 
@@ -146,6 +151,10 @@ class MosquittoProcess:
     def restart(self) -> None:
         self.stop()
         self.start()
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
 
     @property
     def running(self) -> bool:
