@@ -1,1 +1,1 @@
-"""HTTP API and the overview page (FastAPI; jinja2 renders the page)."""
+"""The HTTP side: the ``/api/v1`` REST API, the web console, health, readiness and metrics."""
