@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from scipy.special import gammainc
+from scipy.special import betainc, betaincinv, gammainc
 
 from cloud.core.kernels import AnyFloatArray, BoolArray, FloatArray, IntArray
 
@@ -192,19 +192,81 @@ def cumulative_profile(
     return out
 
 
-def stockout_probability(stock: AnyFloatArray, mean_demand: AnyFloatArray) -> FloatArray:
-    """Probability that Poisson demand with mean ``mean_demand`` takes at least ``stock`` items.
+def stockout_probability(
+    stock: AnyFloatArray, mean_demand: AnyFloatArray, shape: AnyFloatArray | None = None
+) -> FloatArray:
+    """Probability that demand with mean ``mean_demand`` takes at least ``stock`` items.
 
-    An empty slot (stock 0) has already sold out: probability 1. NaN stock (no such slot) → 0.
+    Demand is negative binomial with gamma ``shape`` (a Poisson rate that is itself gamma
+    distributed: bursty demand), or Poisson when ``shape`` is ``None``; for the mixture,
+    ``P(D >= s) = I_x(s, shape)`` with ``x = mean / (mean + shape)``. An empty slot (stock 0)
+    has already sold out: probability 1. NaN stock (no such slot) → 0.
 
     >>> stockout_probability(np.array([0.0, 1.0, 5.0]), np.array([1.0, 1.0, 1.0])).round(4)
     array([1.    , 0.6321, 0.0037])
+    >>> stockout_probability(np.array([5.0]), np.array([1.0]), shape=np.array([1.0])).round(4)
+    array([0.0312])
     """
     s = np.asarray(stock, dtype=np.float64)
     mu = np.maximum(np.nan_to_num(np.asarray(mean_demand, dtype=np.float64)), 0.0)
-    with np.errstate(invalid="ignore"):
-        p = np.where(s >= 1, gammainc(np.maximum(s, 1.0), mu), 1.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if shape is None:
+            p = np.where(s >= 1, gammainc(np.maximum(s, 1.0), mu), 1.0)
+        else:
+            k = np.maximum(np.asarray(shape, dtype=np.float64), 1e-9)
+            p = np.where(s >= 1, betainc(np.maximum(s, 1.0), k, mu / (mu + k)), 1.0)
     out: FloatArray = np.where(np.isnan(s), 0.0, np.where(mu <= 0, np.where(s >= 1, 0.0, 1.0), p))
+    return out
+
+
+def stockout_mean(stock: AnyFloatArray, shape: AnyFloatArray, probability: float) -> FloatArray:
+    """The mean demand at which negative binomial demand of gamma ``shape`` takes at least
+    ``stock`` items with ``probability``: the inverse of :func:`stockout_probability` in its mean.
+
+    >>> stockout_mean(np.array([5.0]), np.array([1.0]), 0.0312).round(2)
+    array([1.])
+    """
+    if not 0.0 < probability < 1.0:
+        raise ValueError(f"probability must lie in (0, 1), got {probability}")
+    s = np.maximum(np.asarray(stock, dtype=np.float64), 1.0)
+    k = np.maximum(np.asarray(shape, dtype=np.float64), 1e-9)
+    x = betaincinv(s, k, probability)
+    with np.errstate(divide="ignore"):
+        out: FloatArray = np.where(x < 1.0, k * x / (1.0 - x), np.inf)
+    return out
+
+
+def stockout_quantile_hours(
+    cum: FloatArray,
+    rate: AnyFloatArray,
+    stock: AnyFloatArray,
+    shape_per_day: float,
+    probability: float,
+) -> FloatArray:
+    """Hours until a slot has sold out with ``probability``, per (unit, slot).
+
+    Demand until hour ``t`` is negative binomial with mean ``rate × cum[t]`` and gamma shape
+    ``shape_per_day`` per day (days burst independently; within one day demand shares one
+    burst, so the shape never falls below one day's). The shape depends on ``t``, so the time
+    is found by a few fixed-point steps from the mean crossing; ``0`` for an empty slot.
+    """
+    s = np.asarray(stock, dtype=np.float64)
+    # The inverse on a table of (distinct stock, whole days), interpolated between the days:
+    # stock takes few values, and this keeps the incomplete-beta inversions per call small.
+    values, where = np.unique(np.maximum(np.nan_to_num(s), 1.0), return_inverse=True)
+    where = where.reshape(s.shape)
+    n_days = cum.shape[1] // 24 + 2
+    table = stockout_mean(
+        values[:, None], shape_per_day * np.arange(1.0, n_days + 1)[None, :], probability
+    )
+    t = crossing_hours(cum, rate, s)
+    for _ in range(3):
+        days = np.clip(np.where(np.isfinite(t), t, cum.shape[1]) / 24.0, 1.0, float(n_days))
+        i = np.minimum(np.floor(days).astype(np.int64), n_days - 1)
+        w = days - i
+        mean = table[where, i - 1] * (1.0 - w) + table[where, i] * w
+        t = crossing_hours(cum, rate, mean)
+    out: FloatArray = np.where(s <= 0, 0.0, t)
     return out
 
 
@@ -214,13 +276,20 @@ def crossing_hours(cum: FloatArray, rate: AnyFloatArray, target: AnyFloatArray) 
     ``cum[unit, k]`` is a cumulative profile (:func:`cumulative_profile`), ``rate[unit, slot]``
     the level per average hour and ``target[unit, slot]`` the demand to reach. Beyond the
     profile's span the last week's mean pace is extrapolated; ``inf`` without demand.
+
+    >>> crossing_hours(np.array([[1.0, 2.0, 3.0]]), np.array([[1.0, 2.0]]), np.array([[2.5, 9.0]]))
+    array([[2. , 4.5]])
     """
     r = np.nan_to_num(np.asarray(rate, dtype=np.float64))
     tgt = np.asarray(target, dtype=np.float64)
     need = np.where(r > 0, tgt / np.where(r > 0, r, 1.0), np.inf)  # in average-rate hours
-    span = cum.shape[1]
-    below = cum[:, None, :] < need[:, :, None]
-    k = below.sum(axis=2).astype(np.float64)
+    n, span = cum.shape
+    # One sorted search over all rows: each row's profile is lifted above the one before it.
+    lift = (np.arange(n, dtype=np.float64) * (float(cum[:, -1].max(initial=0.0)) + 1.0))[:, None]
+    flat = (cum + lift).ravel()
+    capped = np.clip(np.nan_to_num(need, posinf=np.inf), -1.0, cum[:, -1:] + 0.5)
+    k = np.searchsorted(flat, (capped + lift).ravel(), side="left").reshape(need.shape)
+    k = (k - np.arange(n)[:, None] * span).astype(np.float64)
     pace = cum[:, -1] / span  # average-rate hours per hour over the span
     extra = np.where(k >= span, (need - cum[:, None, -1]) / np.maximum(pace[:, None], 1e-9), 0.0)
     out: FloatArray = np.where(np.isfinite(need), np.where(tgt <= 0, 0.0, k + extra), np.inf)

@@ -32,10 +32,19 @@ TAU_LEVEL_S: Final = 7 * 86400.0  # a slot's demand level forgets over a week
 TAU_HOD_H: Final = 28.0  # hours of the same hour-of-day bucket (four weeks of that hour)
 TAU_DOW_H: Final = 96.0  # hours of the same weekday (four weeks of that day)
 TAU_CABINET_S: Final = 1800.0
-# Order when a slot may empty within this horizon; the order carries the early end of the
-# predicted sell-out, so the route can come as late as that allows (ordering early is free).
+# Order when a slot may empty within this horizon (it reaches over a weekend and the delay of
+# a visit); the order carries the early end of the predicted sell-out, so the route can come as
+# late as that allows (ordering early is free).
 RESTOCK_HORIZON_H: Final = 96
-ORDER_PROBABILITY: Final = 0.5  # order a visit when a slot empties within the horizon this likely
+# The sell-out date a visit must beat: the time by which the slot has emptied with this
+# probability. A visit is ordered when it falls within the horizon. Lower is safer but spends
+# visits earlier; the route has no more visits than the weekly schedule it replaces.
+STOCKOUT_RISK: Final = 0.3
+ORDER_PROBABILITY: Final = STOCKOUT_RISK
+# Bursty demand: a slot's daily count is Poisson with a gamma-distributed rate of this shape
+# (negative binomial; smaller = burstier). Public vending sales put it near 1.
+DEMAND_SHAPE_PER_DAY: Final = 1.0
+FLEET_PRIOR_H: Final = 96.0  # pseudo-hours of the fleet's mean in each machine's mean
 VISIT_DELAY_H: Final = 4  # the earliest a driver arrives; the pick list covers these sales
 FORECAST_HOURS: Final = 2 * HOURS_PER_WEEK
 # Failed vends in a row at one slot, with stock left and no other slot failing: a jam.
@@ -145,12 +154,22 @@ class VendingState:
 
         Its own sales over its own stocked hours, shrunk towards the machine's mean per slot
         by :data:`LEVEL_PRIOR_H` pseudo-hours: a slot that has sold little is assumed to sell
-        like its neighbours until its own record says otherwise. NaN before any sale at all.
+        like its neighbours until its own record says otherwise. The machine's mean is in turn
+        shrunk towards the fleet's mean per slot by :data:`FLEET_PRIOR_H` pseudo-hours, so a
+        machine that has just joined starts from what the fleet sells. NaN before any sale in
+        the fleet.
         """
         sales = self.sales_w.astype(np.float64)
         hours = self.hours_w.astype(np.float64)
         with np.errstate(invalid="ignore", divide="ignore"):
-            prior = sales.sum(axis=1, keepdims=True) / hours.sum(axis=1, keepdims=True)
+            fleet = sales.sum() / hours.sum()
+            m_sales = sales.sum(axis=1, keepdims=True)
+            m_hours = hours.sum(axis=1, keepdims=True)
+            n_slots = np.maximum((~np.isnan(self.stock)).sum(axis=1, keepdims=True), 1)
+            # The machine's record counts as one slot's; the prior as FLEET_PRIOR_H of its hours.
+            prior = (m_sales / n_slots + FLEET_PRIOR_H * fleet) / (
+                m_hours / n_slots + FLEET_PRIOR_H
+            )
             level: FloatArray = (sales + LEVEL_PRIOR_H * prior) / (hours + LEVEL_PRIOR_H)
         return np.where((prior > 0) & ~np.isnan(self.stock), level, np.nan)
 

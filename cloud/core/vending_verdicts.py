@@ -7,11 +7,17 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import gammaincc
 
-from cloud.core.demand import crossing_hours, cumulative_profile, hour_of_week, stockout_probability
-from cloud.core.kernels import Z80, BoolArray, FloatArray, IntArray
+from cloud.core.demand import (
+    cumulative_profile,
+    hour_of_week,
+    stockout_probability,
+    stockout_quantile_hours,
+)
+from cloud.core.kernels import BoolArray, FloatArray, IntArray
 from cloud.core.types import Condition, normalise_contributions
 from cloud.core.vending_state import (
     COOLING_FAULT,
+    DEMAND_SHAPE_PER_DAY,
     FAILED_SLOT,
     FORECAST_HOURS,
     JAM_AFTER_FAILS,
@@ -27,6 +33,7 @@ from cloud.core.vending_state import (
     RESTOCK_HORIZON_H,
     SELLING_RATIO,
     SLOT_KEY,
+    STOCKOUT_RISK,
     VISIT_DELAY_H,
     WARM_AFTER_MS,
     WARM_CABINET_C,
@@ -41,9 +48,10 @@ class StockForecast:
 
     level_per_h: FloatArray  # demand per average hour (NaN: no sale seen in the machine yet)
     p_horizon: FloatArray  # probability of selling out within the restock horizon
-    hours: FloatArray  # expected hours until the slot is empty (inf: not within sight)
+    hours: FloatArray  # median hours until the slot is empty (inf: not within sight)
     hours_lo: FloatArray  # 80 % interval of that time
     hours_hi: FloatArray
+    visit_by_h: FloatArray  # hours until it has emptied with probability STOCKOUT_RISK
     pick: FloatArray  # items to bring: refill to capacity after the sales until a visit
 
 
@@ -52,30 +60,36 @@ def forecast_stock(st: VendingState, horizon_h: int = RESTOCK_HORIZON_H) -> Stoc
     n, n_s = st.stock.shape
     if n == 0 or n_s == 0:
         z = np.zeros((n, n_s))
-        return StockForecast(z, z, z + np.inf, z + np.inf, z + np.inf, z)
+        return StockForecast(z, z, z + np.inf, z + np.inf, z + np.inf, z + np.inf, z)
     level = st.level_per_h()
     how = hour_of_week(np.maximum(st.last_ts_ms, 0))
     cum = cumulative_profile(st.factor(), how + 1, FORECAST_HOURS)
     rate = np.nan_to_num(level)
     stock = st.stock.astype(np.float64)
     mu_h = rate * cum[:, horizon_h - 1][:, None]
+    shape_h = DEMAND_SHAPE_PER_DAY * max(horizon_h / 24.0, 1.0)
     p = np.where(
-        np.isnan(level) & (np.nan_to_num(stock) > 0), 0.0, stockout_probability(stock, mu_h)
+        np.isnan(level) & (np.nan_to_num(stock) > 0),
+        0.0,
+        stockout_probability(stock, mu_h, np.full_like(mu_h, shape_h)),
     )
     s = np.nan_to_num(stock)
-    hours = crossing_hours(cum, rate, s)
-    spread = Z80 * np.sqrt(np.maximum(s, 1.0))
-    lo = crossing_hours(cum, rate, np.maximum(s - spread, 0.5))
-    hi = crossing_hours(cum, rate, s + spread)
+
+    def quantile(q: float) -> FloatArray:
+        return stockout_quantile_hours(cum, rate, s, DEMAND_SHAPE_PER_DAY, q)
+
+    # The sell-out time's median and 80 % interval, and the date a visit must beat.
+    hours, lo, hi, by = quantile(0.5), quantile(0.1), quantile(0.9), quantile(STOCKOUT_RISK)
     present = ~np.isnan(stock)
-    hours = np.where(present, np.where(s <= 0, 0.0, hours), np.inf)
-    lo = np.where(present, np.minimum(np.where(s <= 0, 0.0, lo), hours), np.inf)
-    hi = np.where(present, np.where(s <= 0, 0.0, np.maximum(hi, hours)), np.inf)
+    by = np.where(present, by, np.inf)
+    hours = np.where(present, hours, np.inf)
+    lo = np.where(present, np.minimum(lo, hours), np.inf)
+    hi = np.where(present, np.maximum(hi, hours), np.inf)
     until_visit = rate * cum[:, VISIT_DELAY_H - 1][:, None]
     pick = np.where(
         present, np.ceil(np.maximum(st.capacity - np.maximum(s - until_visit, 0.0), 0.0)), 0.0
     )
-    return StockForecast(level, p, hours, lo, hi, np.minimum(pick, st.capacity))
+    return StockForecast(level, p, hours, lo, hi, by, np.minimum(pick, st.capacity))
 
 
 def pick_list(st: VendingState, fc: StockForecast, device: int) -> list[tuple[str, int]]:
@@ -87,14 +101,18 @@ def pick_list(st: VendingState, fc: StockForecast, device: int) -> list[tuple[st
 
 
 def assess_restock(st: VendingState, touched: BoolArray) -> Condition:
-    """One unit per machine; the score is the route priority (the worst slot's risk)."""
+    """One unit per machine; the score is the route priority (the worst slot's risk).
+
+    The ETA is the date a visit must beat: when the slot that empties first has sold out with
+    probability :data:`STOCKOUT_RISK`; the interval is that slot's 80 % interval.
+    """
     n, n_s = st.stock.shape
     fc = forecast_stock(st)
     if n_s:
         rows = np.arange(n)
         p_max = fc.p_horizon.max(axis=1)
-        first = np.argmin(fc.hours_lo, axis=1)  # the slot that may empty first sets the ETA
-        first_h, lo_h, hi_h = (a[rows, first] for a in (fc.hours, fc.hours_lo, fc.hours_hi))
+        first = np.argmin(fc.visit_by_h, axis=1)  # the slot that may empty first sets the ETA
+        first_h, lo_h, hi_h = (a[rows, first] for a in (fc.visit_by_h, fc.hours_lo, fc.hours_hi))
     else:
         p_max = np.zeros(n)
         first_h = lo_h = hi_h = np.full(n, np.inf)

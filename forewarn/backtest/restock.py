@@ -23,6 +23,9 @@ from simulators.vending import VendingFleet
 HOUR_MS: Final = 3_600_000
 NO_ROUTE_DAY: Final = -1  # a weekday index no day has: the fleet's own route never comes
 MAX_SEARCH_H: Final = 8 * 24
+# The route earns one visit per machine and week, as the weekly schedule makes, and banks at
+# most this many weeks of them: it never visits more often than the schedule it replaces.
+BANKED_WEEKS: Final = 1.0
 
 
 class BacktestError(ForewarnError):
@@ -46,8 +49,12 @@ def next_visit_ms(order_ms: int, tz: str, policy: RestockPolicy) -> int:
     >>> dt.datetime.fromtimestamp(next_visit_ms(friday_4pm, "UTC", weekdays) / 1000, dt.UTC)
     datetime.datetime(2026, 1, 12, 8, 0, tzinfo=datetime.timezone.utc)
     """
+    return first_working_ms(order_ms + round(policy.delay_h * HOUR_MS), tz, policy)
+
+
+def first_working_ms(t_ms: int, tz: str, policy: RestockPolicy) -> int:
+    """``t_ms`` if a driver works then, else the start of the next hour a driver works."""
     zone = ZoneInfo(tz)
-    t_ms = order_ms + round(policy.delay_h * HOUR_MS)
     for _ in range(MAX_SEARCH_H + 1):
         if _works(t_ms, zone, policy):
             return t_ms
@@ -90,6 +97,14 @@ class RouteDriver:
     Taking over the route switches off the fleet's own weekly visits (its machines keep the
     route days they were drawn with, so they stay the same machines as the baseline's). A
     visit refills every slot of the machine to capacity, as the core's pick list asks.
+
+    The route replaces the weekly schedule and never visits more often: it earns a visit
+    whenever the schedule has made one (a machine's route day, counted at the end of the
+    working day in its time zone, when the scheduled visit has surely happened) and banks at
+    most :data:`BANKED_WEEKS` weeks of them. Machines that sell slowly need fewer visits than
+    the schedule gave them, which leaves visits for the machines that sell fast. When visits
+    fall due and the route has too few left, the machines visited longest ago go first and the
+    rest wait for the next working hour.
     """
 
     def __init__(
@@ -101,6 +116,7 @@ class RouteDriver:
                 raise BacktestError(
                     f"the vending simulator has no {attr!r}: cannot drive its restock visits"
                 )
+        self._route_day: IntArray = np.asarray(machines.route_day, dtype=np.int64).copy()
         machines.route_day = np.full(n, NO_ROUTE_DAY, dtype=np.int64)
         self._machines = machines
         self._tz = tuple(s.tz for s in specs)
@@ -109,10 +125,14 @@ class RouteDriver:
         self.orders = 0
         self.visits: list[tuple[int, int]] = []  # (machine, visit time)
         self._requested: set[tuple[int, int]] = set()
+        self._credit = 0.0  # visits the route may still make
+        self._last_visit_ms: IntArray = np.full(n, -1, dtype=np.int64)
+        self._zones = {tz: ZoneInfo(tz) for tz in self._tz}
+        self._machine_tz = np.array([list(self._zones).index(tz) for tz in self._tz])
 
     def order(self, machine: int, ts_ms: int, visit_by_ms: int | None) -> None:
         """A restock decision for ``machine`` at data time ``ts_ms``, to be served by
-        ``visit_by_ms`` (the early end of its predicted sell-out; ``None``: at once).
+        ``visit_by_ms`` (the decision's ETA, the sell-out date to beat; ``None``: at once).
 
         A visit already booked for the machine stays unless this one must come sooner.
         """
@@ -128,7 +148,20 @@ class RouteDriver:
         A visit whose time has passed already (an order with no delay) happens just after the
         last sample.
         """
+        n = self.pending_ms.shape[0]
+        earned = self._scheduled_visits(last_ms, ts_ms)
+        self._credit = min(self._credit + earned, n * BANKED_WEEKS)
         due = np.flatnonzero((self.pending_ms >= 0) & (self.pending_ms <= ts_ms))
+        if not due.size:
+            return
+        # Scarce visits go to the machines visited longest ago, then to the most overdue.
+        due = due[np.lexsort((self.pending_ms[due], self._last_visit_ms[due]))]
+        allowed = max(int(self._credit), 0)
+        for i in due[allowed:].tolist():  # no visit left: the next working hour
+            later = (ts_ms // HOUR_MS + 1) * HOUR_MS
+            self.pending_ms[i] = first_working_ms(later, self._tz[i], self._policy)
+        due = due[:allowed]
+        self._credit -= due.size
         if not due.size:
             return
         at_ms = np.maximum(self.pending_ms[due], last_ms + 1)
@@ -144,6 +177,21 @@ class RouteDriver:
             self.visits.extend((int(i), t) for i in group.tolist())
             self._requested.update((int(i), t) for i in group.tolist())
         self.pending_ms[due] = -1
+        self._last_visit_ms[due] = at_ms
+
+    def _scheduled_visits(self, last_ms: int, ts_ms: int) -> int:
+        """Visits the weekly schedule completed in ``(last_ms, ts_ms]``: its machines of the
+        day, as the working day ends."""
+        count = 0
+        end_h = self._policy.visit_end_h
+        for k, zone in enumerate(self._zones.values()):
+            before = dt.datetime.fromtimestamp(last_ms / 1000, zone)
+            now = dt.datetime.fromtimestamp(ts_ms / 1000, zone)
+            day_end = now.replace(hour=end_h % 24, minute=0, second=0, microsecond=0)
+            if before < day_end <= now:
+                here = (self._machine_tz == k) & (self._route_day == now.weekday())
+                count += int(here.sum())
+        return count
 
     def check_no_route_visit(self, out: StepOutput) -> None:
         """Fail loudly if the simulator ran its own route in the decision-driven copy."""

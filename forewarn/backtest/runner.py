@@ -166,7 +166,7 @@ def run_backtest(scenario: Scenario, progress: Progress | None = None) -> Backte
             policy, decisions = decide(policy, kind, state.device_ids(kind), conditions)
             for order in ledger.apply(decisions):
                 if driver is not None:
-                    visit_by = order.eta_lo_ms if order.eta_lo_ms is not None else order.eta_ms
+                    visit_by = order.eta_ms  # a restock ETA is the date a visit must beat
                     driver.order(vending_index[order.device_id], order.ts_ms, visit_by)
             outputs.clear()
         if progress is not None:

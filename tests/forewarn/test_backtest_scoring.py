@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pytest
@@ -176,6 +177,33 @@ def test_route_driver_replaces_the_weekly_route_with_ordered_visits():
             assert refilled[machines.has_slot[2]].all()
     assert driver.orders == 3
     assert [machine for machine, _ in driver.visits] == [2]
+
+
+def test_route_never_visits_more_often_than_the_weekly_schedule_it_replaces():
+    s = load_scenario("quick")
+    machines = VendingFleet(8, s.start_ms, np.random.default_rng(5), 0.0, 21 * DAY)
+    route_day = machines.route_day.copy()
+    driver = RouteDriver(machines, machines.devices, s.restock)
+    scheduled = 0
+    for k in range(1, 14 * 24 + 1):  # two weeks, hourly; every machine asks all the time
+        ts = s.start_ms + k * 3_600_000
+        for i in range(8):
+            driver.order(i, ts - 3_600_000, None)
+        driver.serve(ts - 3_600_000, ts)
+        # The schedule visits each machine on its route day; a day's credit comes at 17:00.
+        for i, spec in enumerate(machines.devices):
+            local = _utc(ts).astimezone(ZoneInfo(spec.tz))
+            if local.weekday() == route_day[i] and local.hour == 17 and local.minute == 0:
+                scheduled += 1
+        assert len(driver.visits) <= scheduled
+    assert scheduled == 16
+    # Always asked: every visit earned is made, but perhaps the last Friday's (earned after
+    # hours where it was earned; a machine in a later time zone may still take it).
+    assert scheduled - int((route_day == 4).sum()) <= len(driver.visits) <= scheduled
+    # Scarce visits go round: every machine is served, not only the first to ask.
+    assert sorted({m for m, _ in driver.visits}) == list(range(8))
+    assert all(_utc(t).astimezone(ZoneInfo(machines.devices[m].tz)).weekday() < 5
+               for m, t in driver.visits)  # fmt: skip
 
 
 def test_progress_bar_stays_quiet_on_short_runs_and_reports_tenths_otherwise():
