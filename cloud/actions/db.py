@@ -5,11 +5,15 @@ The same SQLAlchemy code runs on SQLite (embedded default) and PostgreSQL (``pos
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import importlib
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, ClassVar, Final
 
 import sqlalchemy as sa
+from alembic import command as alembic_command
+from alembic.config import Config as AlembicConfig
 from sqlalchemy import event, exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
@@ -20,6 +24,18 @@ from cloud.actions.records import Email, OutboxItem, Ticket, TicketEvent, ticket
 from cloud.errors import ConfigError, DatabaseUnavailable
 
 SQLITE_BUSY_TIMEOUT_MS: Final = 10_000
+MIGRATIONS_DIR: Final = Path(__file__).resolve().parent / "migrations"
+BASELINE_REVISION: Final = "0001"  # the schema before migrations existed
+MIGRATION_LOCK: Final = 0x666F_7265_7761_726E  # "forewarn": one migrator at a time
+# Modules that declare tables on ``Base``; a module adding tables must be listed here, so that
+# the migrations' environment and their drift test see every table.
+MODEL_MODULES: Final = (
+    "cloud.actions.db",
+    "cloud.actions.consent",
+    "cloud.actions.mailer",
+    "cloud.actions.reminders",
+    "cloud.accounts",
+)
 
 # SQLite needs INTEGER PRIMARY KEY for its rowid alias; PostgreSQL gets 64-bit ids.
 _Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
@@ -77,6 +93,18 @@ class TicketRow(Base):
     evidence_count: Mapped[int]
     opened_ms: Mapped[int]
     updated_ms: Mapped[int]
+    region: Mapped[str | None] = mapped_column(sa.String(64))  # the device's, at opening
+    skill: Mapped[str] = mapped_column(sa.String(48), default="", server_default="")
+    assignee_id: Mapped[str | None] = mapped_column(sa.ForeignKey("technicians.id"), index=True)
+    status_ms: Mapped[int | None]  # last status change: starts the acknowledgement clock
+    acknowledged_ms: Mapped[int | None]
+    booked_start_ms: Mapped[int | None]
+    booked_end_ms: Mapped[int | None]
+    # 0 nothing yet, 1 reminder sent, 2 escalated; reset by every assignment
+    escalation_level: Mapped[int] = mapped_column(sa.SmallInteger, default=0, server_default="0")
+    sla_breached_ms: Mapped[int | None]
+    closure_code: Mapped[str | None] = mapped_column(sa.String(24))
+    closed_ms: Mapped[int | None]
 
     def record(self, events: tuple[TicketEvent, ...] = ()) -> Ticket:
         return Ticket(
@@ -100,6 +128,16 @@ class TicketRow(Base):
             opened_ms=self.opened_ms,
             updated_ms=self.updated_ms,
             events=events,
+            region=self.region,
+            skill=self.skill,
+            assignee_id=self.assignee_id,
+            acknowledged_ms=self.acknowledged_ms,
+            booked_start_ms=self.booked_start_ms,
+            booked_end_ms=self.booked_end_ms,
+            escalation_level=self.escalation_level,
+            sla_breached_ms=self.sla_breached_ms,
+            closure_code=self.closure_code,
+            closed_ms=self.closed_ms,
         )
 
 
@@ -110,7 +148,8 @@ class TicketEventRow(Base):
     ticket_id: Mapped[int] = mapped_column(sa.ForeignKey("tickets.id"), index=True)
     ts_ms: Mapped[int]
     actor: Mapped[str] = mapped_column(sa.String(64))
-    kind: Mapped[str] = mapped_column(sa.String(16))  # opened | evidence | status
+    # opened | evidence | status | acknowledged | reminder | escalated | sla_breached
+    kind: Mapped[str] = mapped_column(sa.String(16))
     detail: Mapped[str] = mapped_column(sa.Text)  # JSON object
 
     def record(self) -> TicketEvent:
@@ -119,6 +158,7 @@ class TicketEventRow(Base):
 
 class EmailRow(Base):
     __tablename__ = "emails"
+    __table_args__ = (sa.Index("ix_emails_customer_day", "customer_id", "scheduled_ms"),)
 
     id: Mapped[int] = mapped_column(_Id, primary_key=True, autoincrement=True)
     message_id: Mapped[str] = mapped_column(sa.String(128), unique=True)
@@ -127,9 +167,16 @@ class EmailRow(Base):
     to_addr: Mapped[str] = mapped_column(sa.String(320))
     subject: Mapped[str | None] = mapped_column(sa.String(400))  # known once rendered
     kind: Mapped[str] = mapped_column(sa.String(40))
-    status: Mapped[str] = mapped_column(sa.String(16), index=True)  # queued | sent | parked
+    # queued | sent | parked | suppressed (opted out before a worker claimed it)
+    status: Mapped[str] = mapped_column(sa.String(16), index=True)
     created_ms: Mapped[int]
     sent_ms: Mapped[int | None]
+    # Consent category of the kind (see cloud.actions.consent): service, reminders, offers, safety
+    category: Mapped[str] = mapped_column(
+        sa.String(24), default="service", server_default="service"
+    )
+    outbox_key: Mapped[str | None] = mapped_column(sa.String(160), index=True)
+    scheduled_ms: Mapped[int | None]  # first send time after quiet hours and caps
 
     def record(self) -> Email:
         return Email(
@@ -152,7 +199,7 @@ class OutboxRow(Base):
 
     id: Mapped[int] = mapped_column(_Id, primary_key=True, autoincrement=True)
     idempotency_key: Mapped[str] = mapped_column(sa.String(160), unique=True)
-    kind: Mapped[str] = mapped_column(sa.String(16))  # email
+    kind: Mapped[str] = mapped_column(sa.String(16))  # email | webhook
     payload: Mapped[dict[str, Any]]
     # pending | sending (claimed by a worker, outcome not yet recorded) | sent | parked
     state: Mapped[str] = mapped_column(sa.String(16))
@@ -176,6 +223,63 @@ class OutboxRow(Base):
             sent_ms=self.sent_ms,
             payload=dict(self.payload),
         )
+
+
+class TechnicianRow(Base):
+    __tablename__ = "technicians"
+
+    id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(200))
+    region: Mapped[str] = mapped_column(sa.String(64), index=True)
+    skills: Mapped[list[str]] = mapped_column(sa.JSON)
+    tz: Mapped[str] = mapped_column(sa.String(64))  # IANA name of the working hours
+    work_days: Mapped[list[int]] = mapped_column(sa.JSON)  # ISO weekdays, 1 = Monday
+    work_start_min: Mapped[int] = mapped_column(sa.Integer)  # minutes after local midnight
+    work_end_min: Mapped[int] = mapped_column(sa.Integer)
+    active: Mapped[bool] = mapped_column(sa.Boolean)
+    created_ms: Mapped[int]
+    updated_ms: Mapped[int]
+
+
+class WebhookRow(Base):
+    __tablename__ = "webhooks"
+
+    id: Mapped[int] = mapped_column(_Id, primary_key=True, autoincrement=True)
+    url: Mapped[str] = mapped_column(sa.String(2000))
+    secret: Mapped[str] = mapped_column(sa.String(200))  # signs bodies; never read back out
+    events: Mapped[list[str]] = mapped_column(sa.JSON)  # event names, or ["*"]
+    description: Mapped[str] = mapped_column(sa.String(200))
+    active: Mapped[bool] = mapped_column(sa.Boolean)
+    created_ms: Mapped[int]
+
+
+class DeviceFeedbackRow(Base):
+    """What closed tickets taught about a device: consecutive no-fault-found closures."""
+
+    __tablename__ = "device_feedback"
+
+    device_id: Mapped[str] = mapped_column(sa.String(48), primary_key=True)
+    nff_streak: Mapped[int] = mapped_column(sa.Integer)  # reset by a confirmed fault
+    last_code: Mapped[str] = mapped_column(sa.String(24))
+    updated_ms: Mapped[int]
+
+
+class RestockOrderRow(Base):
+    __tablename__ = "restock_orders"
+    __table_args__ = (sa.Index("ix_restock_route_day", "route", "visit_day", "status"),)
+
+    id: Mapped[int] = mapped_column(_Id, primary_key=True, autoincrement=True)
+    ticket_id: Mapped[int] = mapped_column(sa.ForeignKey("tickets.id"), unique=True)
+    route: Mapped[str] = mapped_column(sa.String(64))
+    device_id: Mapped[str] = mapped_column(sa.String(48))
+    visit_day: Mapped[str] = mapped_column(sa.String(10))  # ISO date (UTC) to visit by
+    stockout_ms: Mapped[int | None]  # predicted first sell-out and its early bound
+    stockout_lo_ms: Mapped[int | None]
+    score: Mapped[float]
+    lines: Mapped[list[list[Any]]] = mapped_column(sa.JSON)  # [[slot, quantity], ...]
+    status: Mapped[str] = mapped_column(sa.String(16))  # open | delivered | cancelled
+    created_ms: Mapped[int]
+    updated_ms: Mapped[int]
 
 
 InsertFn = Callable[[Any], postgresql.Insert | sqlite.Insert]
@@ -245,10 +349,51 @@ def _configure_sqlite(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+def import_models() -> None:
+    """Import every module that declares tables on ``Base``, so the metadata is complete."""
+    for name in MODEL_MODULES:
+        importlib.import_module(name)
+
+
+def include_name(name: str | None, type_: str, _parents: Mapping[Any, str | None]) -> bool:
+    """Migrations manage the tables on ``Base`` only; other stores sharing the database
+    (dead letters, device events) create their own."""
+    return type_ != "table" or name in Base.metadata.tables
+
+
+def alembic_config(connection: sa.Connection | None = None) -> AlembicConfig:
+    """The migrations shipped in the package, run on ``connection`` when given."""
+    config = AlembicConfig()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config
+
+
 def init_schema(engine: Engine) -> None:
-    """Create the tables that do not exist yet (migrations come later)."""
-    with unavailable_as_error():
-        Base.metadata.create_all(engine)
+    """Bring the actions database to the newest schema: ``alembic upgrade head``.
+
+    A database made before migrations existed (it has tables but no ``alembic_version``) is
+    first stamped as the baseline it matches. Concurrent callers take turns: PostgreSQL under
+    an advisory lock, SQLite under its write lock.
+    """
+    with unavailable_as_error(), engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
+        config = alembic_config(conn)
+        tables = set(sa.inspect(conn).get_table_names())
+        if "tickets" in tables and "alembic_version" not in tables:
+            alembic_command.stamp(config, BASELINE_REVISION)
+        try:
+            alembic_command.upgrade(config, "head")
+        except (exc.OperationalError, exc.ProgrammingError) as err:
+            if not _schema_conflict(err):
+                raise
+            raise ConfigError(
+                f"the actions database cannot be migrated ({err.orig}): its tables match no "
+                "migration (made by create_all of a development build?). Back it up, then "
+                "start from an empty database or bring it to a known revision by hand"
+            ) from err
 
 
 @contextmanager
@@ -274,6 +419,14 @@ def unavailable_as_error() -> Iterator[None]:
         if err.connection_invalidated:
             raise DatabaseUnavailable(f"tickets database connection lost: {err}") from err
         raise
+
+
+def _schema_conflict(err: exc.DBAPIError) -> bool:
+    """A migration met a table or column that already exists."""
+    if getattr(err.orig, "sqlstate", None) in ("42P07", "42701"):  # duplicate table / column
+        return True
+    text = str(err.orig)
+    return "already exists" in text or "duplicate column name" in text
 
 
 def _schema_missing(err: exc.DBAPIError) -> bool:

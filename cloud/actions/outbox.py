@@ -1,4 +1,4 @@
-"""The outbox relay: deliver queued emails exactly once, retry with backoff, park the hopeless.
+"""The outbox relay: deliver queued emails and webhooks once, retry with backoff, park the hopeless.
 
 Each item goes through three short transactions::
 
@@ -20,6 +20,11 @@ no duplicate. The same holds when the SMTP connection breaks after the body was 
 (``MailOutcomeUnknown``), and for an unexpected error, which propagates and leaves the row
 ``sending``. An operator who checked the mailbox can ``requeue`` the item; the
 copy then carries the same ``Message-ID``, which mail programs treat as the same message.
+
+Webhooks differ in one point: every attempt carries the item's idempotency key in the
+``Idempotency-Key`` header, and receivers deduplicate on it. An attempt in doubt (the claim
+expired, the connection broke after the request was sent) is therefore retried, not parked;
+only repeated failures and refusals (a 4xx answer, a removed subscription) park a webhook.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from cloud.actions.db import EmailRow, OutboxRow, transaction
 from cloud.actions.email import EmailFacts, EmailRenderer, build_message
 from cloud.actions.records import DeliveryResult, OutboxItem
 from cloud.actions.senders import EmailSender, MailOutcomeUnknown
+from cloud.actions.webhooks import WebhookDelivery
 from cloud.errors import RejectedInput, RenderError, TransientError
 
 logger = logging.getLogger(__name__)
@@ -45,9 +51,9 @@ MAX_ERROR_CHARS: Final = 2000
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
-    """How often and how patiently a failing email is retried.
+    """How often and how patiently a failing email or webhook is retried.
 
-    With the defaults an email is tried 8 times over about an hour (30 s, 1, 2, 4 ... 32 min)
+    With the defaults an item is tried 8 times over about an hour (30 s, 1, 2, 4 ... 32 min)
     before it is parked. ``claim_ms`` must exceed the longest send (SMTP timeout) by a margin.
     """
 
@@ -72,6 +78,8 @@ class RetryPolicy:
 @dataclass(frozen=True, slots=True)
 class _Claim:
     id: int
+    kind: str
+    idempotency_key: str
     claims: int
     attempts: int
     payload: dict[str, Any]
@@ -99,12 +107,14 @@ class OutboxRelay:
         sender: EmailSender,
         clock_ms: Callable[[], int],
         retry: RetryPolicy,
+        webhooks: WebhookDelivery | None = None,
     ) -> None:
         self._sessions = sessions
         self._renderer = renderer
         self._sender = sender
         self._clock_ms = clock_ms
         self._retry = retry
+        self._webhooks = webhooks
 
     def deliver_pending(self, limit: int = 100) -> DeliveryResult:
         parked = self._park_in_doubt()
@@ -135,7 +145,8 @@ class OutboxRelay:
             if row is None or row.state != "parked":
                 return False
             row.state, row.attempts, row.next_attempt_ms = "pending", 0, self._clock_ms()
-            _set_email(session, row.payload.get("message_id"), status="queued")
+            if row.kind == "email":
+                _set_email(session, row.payload.get("message_id"), status="queued")
             return True
 
     def _park_in_doubt(self) -> int:
@@ -147,15 +158,23 @@ class OutboxRelay:
                 .with_for_update(skip_locked=True)
             ).all()
             for row in rows:
+                if row.kind == "webhook" and row.attempts < self._retry.max_attempts:
+                    # Safe to send again: the receiver deduplicates on the idempotency key.
+                    row.state, row.next_attempt_ms = "pending", now
+                    row.last_error = f"attempt {row.attempts} never recorded; sending again"
+                    continue
                 row.state = "parked"
                 row.last_error = (
                     f"in doubt: attempt {row.attempts} was claimed but its outcome never "
                     "recorded (worker stopped); it may have been sent. Check the mailbox, "
                     "then requeue or leave it."
+                    if row.kind == "email"
+                    else f"gave up after {row.attempts} attempts whose outcome was never recorded"
                 )
-                _set_email(session, row.payload.get("message_id"), status="parked")
+                if row.kind == "email":
+                    _set_email(session, row.payload.get("message_id"), status="parked")
                 logger.warning("outbox item %s parked in doubt", row.idempotency_key)
-            return len(rows)
+            return sum(row.state == "parked" for row in rows)
 
     def _claim(self) -> _Claim | None:
         now = self._clock_ms()
@@ -173,9 +192,19 @@ class OutboxRelay:
             row.claims += 1
             row.attempts += 1
             row.next_attempt_ms = now + self._retry.claim_ms
-            return _Claim(row.id, row.claims, row.attempts, dict(row.payload), row.created_ms)
+            return _Claim(
+                row.id,
+                row.kind,
+                row.idempotency_key,
+                row.claims,
+                row.attempts,
+                dict(row.payload),
+                row.created_ms,
+            )
 
     def _attempt(self, claim: _Claim) -> _Outcome:
+        if claim.kind == "webhook":
+            return self._attempt_webhook(claim)
         try:
             facts = EmailFacts.from_payload(claim.payload)
             rendered = self._renderer.render(facts)
@@ -202,6 +231,19 @@ class OutboxRelay:
             return _Outcome("parked", f"refused: {exc}", rendered.subject)
         return _Outcome("sent", None, rendered.subject)
 
+    def _attempt_webhook(self, claim: _Claim) -> _Outcome:
+        if self._webhooks is None:
+            return _Outcome("pending", "no webhook client configured in this worker")
+        try:
+            self._webhooks.deliver(claim.idempotency_key, claim.payload)
+        except TransientError as exc:
+            if claim.attempts >= self._retry.max_attempts:
+                return _Outcome("parked", f"gave up after {claim.attempts} attempts: {exc}")
+            return _Outcome("pending", str(exc))
+        except RejectedInput as exc:
+            return _Outcome("parked", f"refused: {exc}")
+        return _Outcome("sent")
+
     def _record(self, claim: _Claim, outcome: _Outcome) -> None:
         now = self._clock_ms()
         error = outcome.error[:MAX_ERROR_CHARS] if outcome.error is not None else None
@@ -223,6 +265,8 @@ class OutboxRelay:
             )
             if result.rowcount == 0:  # type: ignore[attr-defined]
                 logger.warning("outbox item %s changed hands; outcome %s", claim.id, outcome.state)
+                return
+            if claim.kind != "email":
                 return
             email_status = {"sent": "sent", "parked": "parked"}.get(outcome.state, "queued")
             _set_email(

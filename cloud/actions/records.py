@@ -56,6 +56,90 @@ class Ticket:
     opened_ms: int
     updated_ms: int
     events: tuple[TicketEvent, ...] = ()  # filled by ``ActionService.ticket`` only
+    region: str | None = None
+    skill: str = ""
+    assignee_id: str | None = None
+    acknowledged_ms: int | None = None
+    booked_start_ms: int | None = None
+    booked_end_ms: int | None = None
+    escalation_level: int = 0  # 0 nothing yet, 1 reminder sent, 2 escalated
+    sla_breached_ms: int | None = None  # the due time that was missed
+    closure_code: str | None = None  # fault_confirmed | no_fault_found | customer_declined
+    closed_ms: int | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in ("new", "assigned", "en_route", "on_site")
+
+
+@dataclass(frozen=True, slots=True)
+class TickResult:
+    """What one ``ActionService.tick`` found overdue and recorded (each at most once)."""
+
+    reminders: int = 0
+    escalations: int = 0
+    sla_breaches: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Technician:
+    id: str
+    name: str
+    region: str
+    skills: tuple[str, ...]
+    tz: str
+    work_days: tuple[int, ...]  # ISO weekdays, 1 = Monday
+    work_start_min: int  # minutes after local midnight
+    work_end_min: int
+    active: bool
+    open_tickets: int = 0  # assigned to them and not closed
+
+
+@dataclass(frozen=True, slots=True)
+class Webhook:
+    """A subscription; the signing secret is shown once, at creation, and never again."""
+
+    id: int
+    url: str
+    events: tuple[str, ...]
+    description: str
+    active: bool
+    created_ms: int
+    secret: str | None = None  # set only in what ``add_webhook`` returns
+
+
+@dataclass(frozen=True, slots=True)
+class RestockOrder:
+    id: int
+    ticket_id: int
+    route: str
+    device_id: str
+    visit_day: str  # ISO date (UTC) by which the machine must be visited
+    stockout_ms: int | None
+    stockout_lo_ms: int | None
+    score: float
+    lines: tuple[tuple[str, int], ...]  # (slot, quantity to bring), most urgent slot first
+    status: str  # open | delivered | cancelled
+
+    @property
+    def items(self) -> int:
+        return sum(qty for _slot, qty in self.lines)
+
+
+@dataclass(frozen=True, slots=True)
+class PickList:
+    """One route's pre-kit for one day: machines in visiting order, highest stock-out risk first.
+
+    Orders due on earlier days and still open are carried over onto the day.
+    """
+
+    route: str
+    day: str
+    stops: tuple[RestockOrder, ...]
+
+    @property
+    def items(self) -> int:
+        return sum(stop.items for stop in self.stops)
 
 
 @dataclass(frozen=True, slots=True)

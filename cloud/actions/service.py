@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from email.headerregistry import Address
@@ -13,6 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import InstrumentedAttribute, Session, sessionmaker
 
+from cloud.actions import restock, tickets
 from cloud.actions.db import (
     CustomerRow,
     DeviceRow,
@@ -23,7 +23,9 @@ from cloud.actions.db import (
     insert_for,
     transaction,
 )
-from cloud.actions.email import EmailFacts, EmailRenderer, message_id_for
+from cloud.actions.desk import TicketDesk
+from cloud.actions.email import EmailRenderer
+from cloud.actions.mailer import MailSettings, queue_opened_email
 from cloud.actions.outbox import OutboxRelay, RetryPolicy
 from cloud.actions.priority import Priority, due_ms_for, lead_ms, more_urgent, priority_for
 from cloud.actions.records import (
@@ -33,9 +35,10 @@ from cloud.actions.records import (
     Email,
     OutboxItem,
     Ticket,
-    ticket_reference,
 )
 from cloud.actions.senders import EmailSender
+from cloud.actions.technicians import TechnicianRegistry, pick_technician, skill_for
+from cloud.actions.webhooks import HttpPoster, UrllibPoster, WebhookDelivery, WebhookRegistry
 from cloud.decision_types import Action, Decision, Severity
 from cloud.errors import RejectedInput
 from firmware_specs import DEVICE_ID_PATTERN, DEVICE_ID_RE, KINDS
@@ -49,17 +52,22 @@ OUTBOX_STATES: Final = ("pending", "sending", "sent", "parked")
 OPEN_STATUSES: Final = ("new", "assigned", "en_route", "on_site")
 EMAIL_KIND_FOR: Final = {Action.DISPATCH: "dispatch_opened", Action.ADVICE: "advice"}
 ACTOR: Final = "decisions"
+AUTO_ASSIGN_ACTOR: Final = "auto-assign"
 MAX_PAGE: Final = 1000
 _SEVERITY_RANK: Final = {Severity.INFO: 0, Severity.WARNING: 1, Severity.CRITICAL: 2}
 _LOCALE_RE: Final = re.compile(r"^[a-z]{2}(-[A-Z]{2})?$")
 _CONTROL_RE: Final = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]")
 
 
-class ActionService:
+class ActionService(TicketDesk):
     """Tickets, customers and the email outbox behind one repository-style API.
 
     ``clock_ms`` stamps rows (``opened_ms``, ``updated_ms``, retry times); priorities and due
     times come from the decision's own data time, so replays give the same answers.
+
+    Registries hang off the service: ``technicians`` (who can be sent where), ``webhooks``
+    (who mirrors the tickets) and ``restock`` (route pick lists). Every state change of a
+    ticket is an event with time and actor, offered to the webhooks in the same transaction.
     """
 
     def __init__(
@@ -70,14 +78,19 @@ class ActionService:
         clock_ms: Callable[[], int],
         *,
         retry: RetryPolicy | None = None,
+        webhook_poster: HttpPoster | None = None,
     ) -> None:
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         self._insert = insert_for(engine)
         self._renderer = renderer
         self._clock_ms = clock_ms
+        delivery = WebhookDelivery(self._sessions, webhook_poster or UrllibPoster(), clock_ms)
         self._relay = OutboxRelay(
-            self._sessions, renderer, sender, clock_ms, retry or RetryPolicy()
+            self._sessions, renderer, sender, clock_ms, retry or RetryPolicy(), delivery
         )
+        self.technicians = TechnicianRegistry(self._sessions, self._insert, clock_ms)
+        self.webhooks = WebhookRegistry(self._sessions, clock_ms)
+        self.restock = restock.RestockPlanner(self._sessions, clock_ms)
 
     # -- customers and devices ------------------------------------------------------------
 
@@ -162,6 +175,7 @@ class ActionService:
                     # restart that lost the policy state): evidence for the open ticket.
                     if self._add_evidence_to(session, root, decision, now):
                         updated += 1
+                        self._refresh_order(session, root, decision, now)
                     else:
                         unchanged += 1
                     continue
@@ -169,14 +183,21 @@ class ActionService:
                 if ticket_id is not None:
                     opened += 1
                     queued += self._queue_opened_email(session, decision, ticket_id, now)
+                    row = session.get(TicketRow, ticket_id)
+                    if row is not None:
+                        self._refresh_order(session, row, decision, now)
+                        self._auto_assign(session, row, now)
                 elif self._add_evidence(session, decision, now):
                     updated += 1
+                    row = self._ticket_row(session, decision.decision_id)
+                    self._refresh_order(session, row, decision, now)
                 else:
                     unchanged += 1
         return ApplyResult(opened, updated, queued, unchanged)
 
     def _open_ticket(self, session: Session, d: Decision, now: int) -> int | None:
         lead = lead_ms(d.ts_ms, d.eta_ms, d.eta_lo_ms)
+        device = session.get(DeviceRow, d.device_id)
         priority = priority_for(Severity(d.severity), lead)
         stmt = (
             self._insert(TicketRow)
@@ -199,6 +220,10 @@ class ActionService:
                 evidence_count=1,
                 opened_ms=now,
                 updated_ms=now,
+                region=None if device is None else device.region,
+                skill=skill_for(d.product_kind, d.fault),
+                status_ms=now,
+                escalation_level=0,
             )
             .on_conflict_do_nothing(index_elements=["correlation_id"])
             .returning(TicketRow.id)
@@ -206,8 +231,30 @@ class ActionService:
         ticket_id = session.execute(stmt).scalar_one_or_none()
         if ticket_id is not None:
             detail = {"priority": priority.value, "severity": d.severity, "fault": d.fault}
-            session.add(_event(ticket_id, now, "opened", detail))
+            row = session.get(TicketRow, ticket_id)
+            if row is not None:
+                tickets.record_event(session, self._insert, row, now, ACTOR, "opened", detail)
         return ticket_id
+
+    def _auto_assign(self, session: Session, row: TicketRow, now: int) -> None:
+        """Give a new dispatch ticket to the best technician of its region, if there is one."""
+        if row.action != Action.DISPATCH.value:
+            return
+        tech = pick_technician(session, row.region, row.skill, now)
+        if tech is not None:
+            tickets.change_status(
+                session, self._insert, row, "assigned", actor=AUTO_ASSIGN_ACTOR, now_ms=now,
+                assignee_id=tech.id,
+            )  # fmt: skip
+
+    def _refresh_order(self, session: Session, row: TicketRow, d: Decision, now: int) -> None:
+        if d.action == Action.RESTOCK and row.status in OPEN_STATUSES:
+            restock.upsert_order(session, self._insert, row, d, now)
+
+    def _ticket_row(self, session: Session, correlation_id: str) -> TicketRow:
+        return session.scalars(
+            sa.select(TicketRow).where(TicketRow.correlation_id == correlation_id)
+        ).one()
 
     def _open_ticket_of_root_cause(self, session: Session, d: Decision) -> TicketRow | None:
         """An open ticket for the same device and fault under another decision id, if any."""
@@ -247,73 +294,13 @@ class ActionService:
         row.updated_ms = now
         detail = {"ts_ms": d.ts_ms, "severity": row.severity, "priority": row.priority,
                   "score": round(d.score, 4), "eta_ms": d.eta_ms}  # fmt: skip
-        session.add(_event(row.id, now, "evidence", detail))
+        tickets.record_event(session, self._insert, row, now, ACTOR, "evidence", detail)
         return True
 
     def _queue_opened_email(self, session: Session, d: Decision, ticket_id: int, now: int) -> int:
-        kind = EMAIL_KIND_FOR.get(Action(d.action))
-        if kind is None:
-            return 0
-        found = session.execute(
-            sa.select(DeviceRow.nickname, CustomerRow)
-            .join(CustomerRow, DeviceRow.customer_id == CustomerRow.id)
-            .where(DeviceRow.device_id == d.device_id)
-        ).one_or_none()
-        if found is None or not found[1].email:
-            return 0
-        nickname, customer = found[0], found[1]
-        to_addr = str(customer.email)
-        key = f"email:{d.decision_id}:opened"
-        message_id = message_id_for(key, self._renderer.brand.message_id_domain)
-        facts = EmailFacts(
-            kind=kind,
-            locale=customer.locale,
-            tz=customer.tz,
-            to_name=customer.name,
-            to_addr=to_addr,
-            nickname=nickname,
-            product_kind=d.product_kind,
-            fault=d.fault,
-            summary=d.summary,
-            ticket_ref=ticket_reference(ticket_id),
-            correlation_id=d.decision_id,
-            message_id=message_id,
-            eta_ms=d.eta_ms,
-            eta_lo_ms=d.eta_lo_ms,
-            eta_hi_ms=d.eta_hi_ms,
-            details=d.details,
-        )
-        outbox_id = session.execute(
-            self._insert(OutboxRow)
-            .values(
-                idempotency_key=key,
-                kind="email",
-                payload=facts.to_payload(),
-                state="pending",
-                attempts=0,
-                claims=0,
-                next_attempt_ms=now,
-                created_ms=now,
-            )
-            .on_conflict_do_nothing(index_elements=["idempotency_key"])
-            .returning(OutboxRow.id)
-        ).scalar_one_or_none()
-        if outbox_id is None:
-            return 0
-        session.execute(
-            self._insert(EmailRow)
-            .values(
-                message_id=message_id,
-                correlation_id=d.decision_id,
-                customer_id=customer.id,
-                to_addr=to_addr,
-                kind=kind,
-                status="queued",
-                created_ms=now,
-            )
-            .on_conflict_do_nothing(index_elements=["message_id"])
-        )
-        return 1
+        """The root cause's first customer email (consent, caps and quiet hours apply)."""
+        settings = MailSettings.of(self._renderer.brand)
+        return int(queue_opened_email(session, d, ticket_id, now, settings) is not None)
 
     # -- outbox ---------------------------------------------------------------------------
 
@@ -337,14 +324,31 @@ class ActionService:
 
     # -- reads ----------------------------------------------------------------------------
 
-    def tickets(self, status: str | None = None, limit: int = 50, offset: int = 0) -> list[Ticket]:
-        """Newest first, optionally only one status."""
+    def tickets(
+        self,
+        status: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+        *,
+        assignee_id: str | None = None,
+        device_id: str | None = None,
+        breached: bool | None = None,
+    ) -> list[Ticket]:
+        """Newest first, optionally only one status, one technician's, one device's, or only
+        those whose SLA was (``breached=True``) or was not missed."""
         limit, offset = _page(limit, offset)
         if status is not None and status not in TICKET_STATUSES:
             raise RejectedInput(f"unknown ticket status {status!r}")
         query = sa.select(TicketRow).order_by(TicketRow.id.desc()).limit(limit).offset(offset)
         if status is not None:
             query = query.where(TicketRow.status == status)
+        if assignee_id is not None:
+            query = query.where(TicketRow.assignee_id == assignee_id)
+        if device_id is not None:
+            query = query.where(TicketRow.device_id == device_id)
+        if breached is not None:
+            missed = TicketRow.sla_breached_ms.is_not(None)
+            query = query.where(missed if breached else sa.not_(missed))
         with transaction(self._sessions) as session:
             return [row.record() for row in session.scalars(query)]
 
@@ -399,9 +403,3 @@ def _page(limit: int, offset: int) -> tuple[int, int]:
     if not 1 <= limit <= MAX_PAGE or offset < 0:
         raise RejectedInput(f"limit must be 1..{MAX_PAGE} and offset >= 0")
     return limit, offset
-
-
-def _event(ticket_id: int, ts_ms: int, kind: str, detail: Mapping[str, Any]) -> TicketEventRow:
-    return TicketEventRow(
-        ticket_id=ticket_id, ts_ms=ts_ms, actor=ACTOR, kind=kind, detail=json.dumps(detail)
-    )

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from aiosmtpd.controller import Controller
 from sqlalchemy.engine import Engine
 
@@ -43,11 +47,68 @@ def clock() -> Clock:
     return Clock()
 
 
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One migrated SQLite file per session; each test gets a copy (migrating is the slow part)."""
+    path = tmp_path_factory.mktemp("actions-template") / "actions.db"
+    eng = create_engine_for(f"sqlite:///{path}")
+    init_schema(eng)
+    eng.dispose()
+    return path
+
+
+@pytest.fixture(scope="session")
+def pg_session_url() -> Iterator[str]:
+    """One migrated PostgreSQL database per session, emptied before each test that uses it."""
+    url = os.environ.get("FOREWARN_TEST_PG_URL")
+    if not url:
+        pytest.skip("FOREWARN_TEST_PG_URL is not set")
+    name = f"fw_actions_{os.getpid()}_{time.monotonic_ns() % 10**9}"
+    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    test_url = sa.make_url(url).set(database=name).render_as_string(hide_password=False)
+    eng = create_engine_for(test_url)
+    init_schema(eng)
+    eng.dispose()
+    try:
+        yield test_url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def empty_tables(url: str) -> None:
+    """Delete every row and restart the id sequences (DELETE beats TRUNCATE on tiny tables)."""
+    eng = sa.create_engine(url)
+    try:
+        with eng.begin() as conn:
+            conn.execute(sa.text("SET LOCAL lock_timeout = '10s'"))
+            conn.execute(sa.text("SET LOCAL session_replication_role = replica"))  # no FK order
+            names = sa.inspect(conn).get_table_names()
+            for table in names:
+                if table != "alembic_version":
+                    conn.execute(sa.text(f'DELETE FROM "{table}"'))
+            sequences = conn.execute(
+                sa.text("SELECT sequencename FROM pg_sequences WHERE schemaname = 'public'")
+            ).scalars()
+            for sequence in list(sequences):
+                conn.execute(sa.text(f'ALTER SEQUENCE "{sequence}" RESTART'))
+    finally:
+        eng.dispose()
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A migrated, empty actions database: a copy of the SQLite template, or the session's
+    PostgreSQL database with every table truncated."""
     if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'actions.db'}"
-    url: str = request.getfixturevalue("pg_url")
+        path = tmp_path / "actions.db"
+        shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
+        return f"sqlite:///{path}"
+    url: str = request.getfixturevalue("pg_session_url")
+    empty_tables(url)
     return url
 
 
