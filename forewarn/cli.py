@@ -24,9 +24,20 @@ from forewarn.argtypes import positive_float, positive_int
 # ``add_arguments(parser)`` and ``run(args)``, and imports at module level only what parsing needs
 # (the standard library), so that ``forewarn --help`` and ``forewarn edge`` stay light.
 # ``run`` returns the exit code for a command, and a dict of figures for a benchmark.
-COMMANDS: dict[str, str] = {}
+COMMANDS: dict[str, str] = {
+    "actions": "forewarn.actions_cli",
+    "backtest": "forewarn.backtest.cli",
+    "detect": "forewarn.detect",
+    "provision": "forewarn.provision",
+    "users": "forewarn.users",
+}
 BENCHES: dict[str, str] = {
+    "actions": "forewarn.bench.actions",
+    "core": "forewarn.bench.core",
+    "email": "forewarn.bench.customer_email",
     "ingest": "forewarn.bench.ingest_cli",
+    "sim": "forewarn.bench.sim_cli",
+    "soak": "forewarn.bench.soak",
 }
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import queue
+import secrets
 import shutil
 import socket
 import threading
@@ -26,6 +27,8 @@ from cloud.service import CloudService
 from forewarn.broker import MosquittoProcess
 from forewarn.fleet_runner import DAY_MS, FleetPlan, FleetResult, make_fleet, run_fleet
 from forewarn.scoring import score
+
+DEMO_ADMIN = "demo"
 
 
 class DemoError(ForewarnError):
@@ -96,8 +99,11 @@ class Demo:
             service = CloudService(settings, clock_ms=lambda: int(clock.value))
             self.service = service
             self._seed_customers(service, plan)
+            login = self._seed_console(service)
             service.start()
             server = None if opts.headless else self._serve(service, opts.port)
+            if server is not None:
+                self.progress(f"console at http://127.0.0.1:{opts.port}; sign in as {login}")
             child = ctx.Process(
                 target=run_fleet,
                 args=(plan, clock, backlog, stop, results, progress),
@@ -114,7 +120,8 @@ class Demo:
                 self.on_summary(summary)
                 if server is not None and not self.stop_requested.is_set():
                     self.progress(
-                        f"simulation done; console at http://127.0.0.1:{opts.port} (Ctrl-C stops)"
+                        f"simulation done; console at http://127.0.0.1:{opts.port}, sign in as "
+                        f"{login} (Ctrl-C stops)"
                     )
                     self.stop_requested.wait()
                 return summary
@@ -176,6 +183,17 @@ class Demo:
                 service.actions.upsert_device(
                     owned.device_id, kinds[owned.device_id], c.customer_id, owned.nickname
                 )
+
+    def _seed_console(self, service: CloudService) -> str:
+        """A demo admin with a fresh password (the demo database is new each run) and two
+        technicians to assign tickets to; returns how to sign in."""
+        password = secrets.token_urlsafe(9)
+        service.accounts.create_user(DEMO_ADMIN, password, "admin")
+        for tech_id, name in (("tech-ana", "Ana Field"), ("tech-ben", "Ben Route")):
+            service.actions.technicians.upsert(
+                tech_id, name, "central", ["refrigeration", "vending_mechanics", "tyres"]
+            )
+        return f"{DEMO_ADMIN} / {password}"
 
     def _serve(self, service: CloudService, port: int) -> Any:
         import uvicorn

@@ -2,7 +2,7 @@
 # Set up forewarn on a fresh Debian/Ubuntu machine: system packages (only those missing), then a
 # virtualenv in .venv with the project installed in editable mode.
 #   scripts/setup.sh          what the demo needs (mosquitto, python3-venv)
-#   scripts/setup.sh --dev    also what the tests need (victoria-metrics, dev tools)
+#   scripts/setup.sh --dev    also what the tests need (victoria-metrics, chromium, dev tools)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +14,9 @@ command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need+=(mos
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
 if [ "$dev" = 1 ]; then
   command -v victoria-metrics >/dev/null 2>&1 || need+=(victoria-metrics)
+  # The console's browser tests drive the system Chromium through Playwright (never a
+  # downloaded browser: 'playwright install' is not needed).
+  [ -x /usr/bin/chromium ] || need+=(chromium chromium-driver)
 fi
 if [ "${#need[@]}" -gt 0 ]; then
   echo "setup: installing ${need[*]} (Debian packages)" >&2

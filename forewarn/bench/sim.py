@@ -10,7 +10,6 @@ fault effects, the exact hysteresis thermostat and the sensor readings, device b
 
 from __future__ import annotations
 
-import argparse
 import math
 import platform
 import random
@@ -20,39 +19,15 @@ from typing import Any, Final
 
 import numpy as np
 
-from forewarn.argtypes import positive_float, positive_int
 from simulators.climate import DAY_MS, SITES
 from simulators.fridge import FridgeFleet
 from simulators.fridge_doors import DOOR_RATE_PER_H
 from simulators.offline import OneKind, generate
 
-HELP = "fridge fleet simulation (10,000 x 30 days at 1 min) against a per-device Python loop"
 START_MS: Final = 1_767_225_600_000  # 2026-01-01T00:00Z
 CHUNK_STEPS: Final = 60
 _OFFSET_H: Final = [s.utc_offset_h for s in SITES]
 _NEVER: Final = 1e15
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--fridges", type=positive_int, default=10_000, help="fleet size (10000)")
-    p.add_argument("--days", type=positive_float, default=30.0, help="simulated days (30)")
-    p.add_argument("--dt", type=positive_float, default=60.0, help="sample interval, s (60)")
-    p.add_argument(
-        "--baseline-fridges", type=positive_int, default=20, help="baseline sample size (20)"
-    )
-    p.add_argument("--baseline-days", type=positive_float, default=1.0, help="baseline days (1)")
-    p.add_argument("--seed", type=int, default=1, help="random seed (1)")
-
-
-def run(args: argparse.Namespace) -> dict[str, Any]:
-    return run_sim_bench(
-        fridges=args.fridges,
-        days=args.days,
-        dt_s=args.dt,
-        baseline_fridges=args.baseline_fridges,
-        baseline_days=args.baseline_days,
-        seed=args.seed,
-    )
 
 
 def _maxrss_bytes() -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -31,6 +32,19 @@ def publish(port: int, messages: list[tuple[str, bytes]]) -> None:
     client.loop_stop()
 
 
+def wait_for_messages(service: CloudService, n: int, timeout_s: float = 30.0) -> None:
+    """Wait until the pipeline has handled ``n`` messages (a poison one counts), then settles.
+
+    Waiting for quiet alone is not enough: on a busy machine the broker may not have delivered
+    anything yet when the quiet period ends.
+    """
+    deadline = time.monotonic() + timeout_s
+    while service.pipeline.counters.messages < n and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert service.pipeline.counters.messages >= n, service.pipeline.counters.snapshot()
+    assert service.wait_idle(timeout_s=timeout_s, quiet_s=0.5)
+
+
 def test_a_poison_message_is_dead_lettered_and_ingest_goes_on(broker, tmp_path, monkeypatch):
     real_update = pipeline_module.fleet.update
 
@@ -50,9 +64,9 @@ def test_a_poison_message_is_dead_lettered_and_ingest_goes_on(broker, tmp_path, 
             [fridge_message("fr-000001", 0), fridge_message("fr-666666", 0),
              fridge_message("fr-000002", 0)],
         )  # fmt: skip
-        assert service.wait_idle(timeout_s=20, quiet_s=0.5)
+        wait_for_messages(service, 3)
         publish(broker.port, [fridge_message("fr-000001", 1)])
-        assert service.wait_idle(timeout_s=20, quiet_s=0.5)
+        wait_for_messages(service, 4)
         counters = service.pipeline.counters
         assert counters.rejects_by_reason == {"processing": 1}
         letters = service.records.dead_letters()

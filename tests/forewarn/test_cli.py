@@ -164,3 +164,17 @@ def test_an_unknown_bench_target_is_a_usage_error(capsys):
         main(["bench", "no-such-target"])
     assert exc.value.code == 2
     assert "invalid choice" in capsys.readouterr().err
+
+
+def test_parsing_the_command_line_imports_no_heavy_library():
+    """``forewarn --help`` must work on the base install (paho-mqtt only)."""
+    code = (
+        "import sys, forewarn.cli; forewarn.cli._parser(); "
+        "print(','.join(m for m in ('numpy', 'scipy', 'fastapi', 'sqlalchemy', 'jinja2') "
+        "if m in sys.modules))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60,
+        check=True,
+    )  # fmt: skip
+    assert proc.stdout.strip() == ""
