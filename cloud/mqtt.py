@@ -97,7 +97,9 @@ class IngestSubscriber(DeliveryQueue):
         password: str | None = None,
         clock_ms: Callable[[], int] = wall_clock_ms,
         clean_start: bool = False,
+        tls_ca: str | None = None,
     ) -> None:
+        """``tls_ca``: speak TLS and trust this CA file ("" trusts the system's CAs)."""
         super().__init__()
         self.host, self.port = host, port
         self._clock = clock_ms
@@ -113,6 +115,8 @@ class IngestSubscriber(DeliveryQueue):
         self._client.max_queued_messages_set(0)
         if username:
             self._client.username_pw_set(username, password)
+        if tls_ca is not None:
+            self._client.tls_set(ca_certs=tls_ca or None)
         self._client.reconnect_delay_set(min_delay=1, max_delay=30)
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect

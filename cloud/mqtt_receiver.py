@@ -20,6 +20,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from cloud.errors import TransientError
+from cloud.gc_tuning import tune_gc_for_ingest
 from cloud.mqtt import (
     SESSION_EXPIRY_S,
     Delivery,
@@ -42,6 +43,7 @@ class ReceiverConfig:
     username: str | None
     password: str | None
     clean_start: bool
+    tls_ca: str | None = None  # TLS with this CA file ("" for the system's CAs); None: plain
 
 
 def _child(config: ReceiverConfig, conn: Connection) -> None:  # pragma: no cover - child process
@@ -53,6 +55,7 @@ def _child(config: ReceiverConfig, conn: Connection) -> None:  # pragma: no cove
     from paho.mqtt.properties import Properties
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops the child
+    tune_gc_for_ingest()  # paho allocates several objects per message
     inbox: deque[tuple[str, bytes, int, int]] = deque()
     client = mqtt.Client(
         CallbackAPIVersion.VERSION2, client_id=config.client_id, protocol=mqtt.MQTTv5
@@ -63,6 +66,8 @@ def _child(config: ReceiverConfig, conn: Connection) -> None:  # pragma: no cove
     client.reconnect_delay_set(min_delay=1, max_delay=30)
     if config.username:
         client.username_pw_set(config.username, config.password)
+    if config.tls_ca is not None:
+        client.tls_set(ca_certs=config.tls_ca or None)
     send_lock = threading.Lock()
 
     def send(tag: str, value: Any) -> None:
@@ -77,7 +82,9 @@ def _child(config: ReceiverConfig, conn: Connection) -> None:  # pragma: no cove
         send("connected", True)
 
     def on_disconnect(c: mqtt.Client, u: object, f: object, reason: Any, p: object) -> None:
-        send("connected", False)
+        # At shutdown the parent may have closed the pipe already: nobody is left to tell.
+        with contextlib.suppress(OSError):
+            send("connected", False)
 
     def on_message(c: mqtt.Client, u: object, msg: mqtt.MQTTMessage) -> None:
         inbox.append((msg.topic, bytes(msg.payload), msg.mid, msg.qos))
@@ -132,12 +139,13 @@ class ProcessIngestSubscriber(DeliveryQueue):
         password: str | None = None,
         clock_ms: Callable[[], int] = wall_clock_ms,
         clean_start: bool = False,
+        tls_ca: str | None = None,
     ) -> None:
         super().__init__()
         topics = tuple(ingest_topics(shared_group))
         self.host, self.port = host, port
         self._config = ReceiverConfig(
-            host, port, client_id, topics, username, password, clean_start
+            host, port, client_id, topics, username, password, clean_start, tls_ca
         )
         self._clock = clock_ms
         self.connected = threading.Event()

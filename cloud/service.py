@@ -6,27 +6,36 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from email.utils import parseaddr
 from typing import Any
 
+from cloud import snapshot
+from cloud.accounts import AccountStore
+from cloud.actions.branding import email_renderer
+from cloud.actions.customer_mail import CustomerMail
 from cloud.actions.db import create_engine_for, init_schema
-from cloud.actions.email import Brand, EmailRenderer
+from cloud.actions.reminders import Reminders
 from cloud.actions.senders import EmailSender, EmlDirSender, SmtpSender
 from cloud.actions.service import ActionService
 from cloud.config import Settings, mqtt_host_port
 from cloud.deadletters import RecordStore
 from cloud.devices import DeviceDirectory
 from cloud.errors import TransientError
+from cloud.gc_tuning import tune_gc_for_ingest
+from cloud.logs import configure_logging
 from cloud.mqtt import Delivery, IngestSubscriber, wall_clock_ms
 from cloud.mqtt_receiver import ProcessIngestSubscriber
 from cloud.pipeline import Pipeline
+from cloud.predictions import PredictionBoard
+from cloud.readmodel import ReadModel
 from cloud.store.embedded import EmbeddedStore
 from cloud.store.ports import TelemetryWriter
+from cloud.throttle import DeviceThrottle
 
 log = logging.getLogger(__name__)
 
 GROUP_MAX_MESSAGES = 2000
 RETRY_MAX_S = 30.0
+TICK_INTERVAL_MS = 30_000  # how often overdue tickets are looked for
 
 
 class CloudService:
@@ -35,10 +44,14 @@ class CloudService:
     def __init__(self, settings: Settings, clock_ms: Callable[[], int] = wall_clock_ms) -> None:
         self.settings = settings
         self.clock_ms = clock_ms
+        configure_logging(settings.log_format)
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.engine = create_engine_for(settings.resolved_database_url)
         init_schema(self.engine)
         self.records = RecordStore(self.engine)
+        self.accounts = AccountStore(self.engine, clock_ms)
+        self.reads = ReadModel(self.engine)
+        self.predictions = PredictionBoard()
         self.store = EmbeddedStore(settings.data_dir / "telemetry.db")
         writers: list[TelemetryWriter] = [self.store]
         self.influx: TelemetryWriter | None = None
@@ -47,23 +60,33 @@ class CloudService:
 
             self.influx = InfluxWriter(
                 url=settings.influx_url,
-                token=settings.influx_token or "",
+                token=settings.influx_token.get_secret_value() if settings.influx_token else "",
                 org=settings.influx_org,
                 bucket=settings.influx_bucket,
                 spool_dir=settings.data_dir / "influx-spool",
             )
             writers.append(self.influx)
-        name, addr = parseaddr(settings.email_from)
-        brand = Brand(name=name or "forewarn service", from_addr=addr or settings.email_from)
         self.sender: EmailSender = (
             SmtpSender(settings.smtp_url)
             if settings.smtp_url
             else EmlDirSender(settings.data_dir / "outbox")
         )
-        self.actions = ActionService(self.engine, EmailRenderer(brand=brand), self.sender, clock_ms)
+        self.renderer = email_renderer(
+            settings.brand_dir,
+            email_from=settings.email_from,
+            secret_key=settings.secret_key.get_secret_value() if settings.secret_key else None,
+            key_file=settings.data_dir / "email-token.key",
+        )
+        self.actions = ActionService(self.engine, self.renderer, self.sender, clock_ms)
+        self.mail = CustomerMail(self.engine, self.renderer, clock_ms)
+        self.reminders = Reminders(self.engine, self.renderer.brand, clock_ms)
         self.directory = DeviceDirectory()
-        self.pipeline = Pipeline(writers, self.records, self.actions, self.directory)
-        host, port, _tls = mqtt_host_port(settings.mqtt_url)
+        self.pipeline = Pipeline(
+            writers, self.records, self.actions, self.directory, self.predictions.record,
+            throttle=DeviceThrottle(settings.device_max_msgs_per_s, settings.device_burst_msgs),
+        )  # fmt: skip
+        host, port, tls = mqtt_host_port(settings.mqtt_url)
+        tls_ca = str(settings.mqtt_tls_ca or "") if tls else None
         receiver = (
             ProcessIngestSubscriber if settings.ingest_receiver == "process" else IngestSubscriber
         )
@@ -72,18 +95,32 @@ class CloudService:
             port,
             shared_group=settings.mqtt_shared_group,
             username=settings.mqtt_username,
-            password=settings.mqtt_password,
+            password=(
+                settings.mqtt_password.get_secret_value() if settings.mqtt_password else None
+            ),
             clock_ms=clock_ms,
+            client_id=settings.mqtt_client_id,
+            tls_ca=tls_ca,
         )
         self._stop = threading.Event()
         self._busy = threading.Event()
         self._threads: list[threading.Thread] = []
         self.ingest_errors = 0
         self.delivery_errors = 0
+        self._next_tick_ms = 0
+        self.snapshot_path = settings.data_dir / snapshot.FILE_NAME
+        self.replayed_rows = 0
 
     def start(self) -> None:
+        self.recover()
+        tune_gc_for_ingest()
         self.subscriber.start()
-        for target, name in ((self._ingest_loop, "ingest"), (self._deliver_loop, "outbox-relay")):
+        loops = (
+            (self._ingest_loop, "ingest"),
+            (self._deliver_loop, "outbox-relay"),
+            (self._snapshot_loop, "snapshot"),
+        )
+        for target, name in loops:
             t = threading.Thread(target=target, name=f"forewarn-{name}", daemon=True)
             t.start()
             self._threads.append(t)
@@ -94,6 +131,7 @@ class CloudService:
             t.join(timeout=30)
         self._threads.clear()
         self.subscriber.stop()
+        self._save_snapshot_logged()
         self.store.flush()
         if self.influx is not None:
             self.influx.close()
@@ -152,16 +190,62 @@ class CloudService:
         self.subscriber.ack(group)
         return []
 
+    def recover(self) -> int:
+        """Load the last snapshot and replay the telemetry stored after it; return rows replayed.
+
+        Without a usable snapshot the whole telemetry store is replayed: slower, same state.
+        """
+        try:
+            saved = snapshot.load(self.snapshot_path)
+        except snapshot.SnapshotUnreadable as exc:
+            log.warning("%s; rebuilding the fleet state from the telemetry store", exc)
+            saved = None
+        if saved is not None:
+            self.pipeline.restore(saved)
+        after = saved.high_water if saved is not None else 0
+        rows = self.pipeline.replay(snapshot.replay_batches(self.store, after), self.clock_ms())
+        self.replayed_rows += rows
+        log.info("fleet state restored: snapshot at %d, %d rows replayed", after, rows)
+        return rows
+
+    def save_snapshot(self) -> int:
+        """Save the fleet state now; returns the snapshot's size in bytes."""
+        taken = self.pipeline.checkpoint(self.store.high_water, snapshot.wall_clock_ms())
+        return snapshot.save(self.snapshot_path, taken)
+
+    def _save_snapshot_logged(self) -> None:
+        try:
+            self.save_snapshot()
+        except (OSError, TransientError) as exc:  # the next one will do; replay covers the gap
+            log.warning("could not save the fleet snapshot: %s", exc)
+
+    def _snapshot_loop(self) -> None:
+        while not self._stop.wait(self.settings.snapshot_interval_s):
+            self._save_snapshot_logged()
+
     def _deliver_loop(self) -> None:
         while not self._stop.wait(0.5):
             try:
+                self.tick_now()
                 self.deliver_now()
             except Exception:  # the relay must outlive a bug in one round
                 self.delivery_errors += 1
                 log.exception("outbox relay round failed; trying again")
 
+    def tick_now(self) -> None:
+        """Ticket reminders, escalations and SLA breaches, at most every ``TICK_INTERVAL_MS``."""
+        now = self.clock_ms()
+        if now < self._next_tick_ms:
+            return
+        try:
+            self.actions.tick(now)
+            self._next_tick_ms = now + TICK_INTERVAL_MS
+        except TransientError as exc:
+            log.warning("ticket escalation paused: %s", exc)
+
     def deliver_now(self) -> int:
         try:
+            self.reminders.due_reminders(self.clock_ms())
             return int(self.actions.deliver_pending().sent)
         except TransientError as exc:
             self.delivery_errors += 1
@@ -188,6 +272,7 @@ class CloudService:
         out["devices"] = len(self.directory.all())
         out["ingest_backlog"] = self.subscriber.backlog()
         out["ingest_errors"] = self.ingest_errors
+        out["replayed_rows"] = self.replayed_rows
         out["store"] = self.store.stats()
         if self.influx is not None:
             out["influx"] = self.influx.stats()

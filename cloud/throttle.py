@@ -57,18 +57,20 @@ class DeviceThrottle:
         admitted: list[RawMessage] = []
         throttled: dict[str, int] = {}
         samples: list[RawMessage] = []
+        buckets, rate_per_ms, burst = self._buckets, self.rate_per_ms, self.burst
         for message in messages:
-            device_id, _kind = topic_identity(message.topic)
+            device_id = topic_identity(message.topic)[0]
             if device_id is None:
                 admitted.append(message)
                 continue
-            bucket = self._buckets.get(device_id)
             now_ms = message.received_ms
+            bucket = buckets.get(device_id)
             if bucket is None:
-                bucket = self._buckets[device_id] = _Bucket(self.burst, now_ms)
-            elapsed_ms = max(0, now_ms - bucket.last_ms)
-            bucket.tokens = min(self.burst, bucket.tokens + elapsed_ms * self.rate_per_ms)
-            bucket.last_ms = max(bucket.last_ms, now_ms)
+                bucket = buckets[device_id] = _Bucket(burst, now_ms)
+            elif now_ms > bucket.last_ms:  # refill; a message from the past refills nothing
+                tokens = bucket.tokens + (now_ms - bucket.last_ms) * rate_per_ms
+                bucket.tokens = tokens if tokens < burst else burst
+                bucket.last_ms = now_ms
             if bucket.tokens >= 1.0:
                 bucket.tokens -= 1.0
                 admitted.append(message)

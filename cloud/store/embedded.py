@@ -6,6 +6,7 @@ import contextlib
 import sqlite3
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
@@ -13,7 +14,13 @@ import numpy as np
 
 from cloud.batch import TelemetryBatch
 from cloud.errors import StoreUnavailable
-from cloud.store.chunks import CHANNEL_SEP, ChunkRecord, decode_chunk, encode_batch
+from cloud.store.chunks import (
+    CHANNEL_SEP,
+    ChunkRecord,
+    DecodedChunk,
+    decode_chunk,
+    encode_batch,
+)
 from cloud.store.downsample import downsample
 from cloud.store.ports import Series, WriterStats
 
@@ -58,9 +65,31 @@ _SELECT_CHUNKS = (
     " WHERE device_id = ? AND ts_last_ms >= ? AND ts_first_ms <= ?"
     " AND instr(',' || channels || ',', ',' || ? || ',') > 0"
 )
+# rowid grows with every insert: it orders messages by when they were stored.
+_HIGH_WATER = "SELECT COALESCE(MAX(rowid), 0) FROM chunks"
+_SELECT_AFTER = (
+    "SELECT rowid, device_id, seq, kind, channels, codec, n_rows, ts_blob, values_blob"
+    " FROM chunks WHERE rowid > ? ORDER BY rowid LIMIT ?"
+)
 _BUSY_TIMEOUT_S = 10.0
+# Checkpoints (copying the write-ahead log into the file, with its fsyncs) run on a thread of
+# their own, so that ingest does not wait for the disk; past this many log pages a writer
+# checkpoints by itself (a safety net, should the thread fall behind).
+CHECKPOINT_EVERY_S = 0.5
+WAL_AUTOCHECKPOINT_PAGES = 16_384
 
 T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    """One stored telemetry message, as read back for replay."""
+
+    position: int  # store order: larger was stored later
+    kind: str
+    device_id: str
+    seq: int
+    chunk: DecodedChunk
 
 
 class EmbeddedStore:
@@ -92,6 +121,8 @@ class EmbeddedStore:
         self._write_lock = threading.Lock()
         self._read_lock = threading.Lock()
         self._closed = False
+        self._checkpoint_stop = threading.Event()
+        self._checkpointer: threading.Thread | None = None
         # (device_id, channel text) pairs already in device_channels: skips re-inserting them
         self._known_channel_sets: set[tuple[str, str]] = set()
         self._rows_written = 0
@@ -124,6 +155,8 @@ class EmbeddedStore:
         if not records:
             return 0
         with self._write_lock:
+            if self._checkpointer is None and not self._closed:
+                self._start_checkpointer()
             try:
                 written = self._run("write", lambda: self._write_records(records))
             except StoreUnavailable as exc:
@@ -144,6 +177,9 @@ class EmbeddedStore:
             if self._closed:
                 return
             self._closed = True
+            self._checkpoint_stop.set()
+            if self._checkpointer is not None:
+                self._checkpointer.join()
             with contextlib.suppress(sqlite3.Error):
                 self._writer.execute("PRAGMA optimize")
             self._reader.close()
@@ -239,6 +275,32 @@ class EmbeddedStore:
             row = self._run("count", lambda: self._reader.execute(_ROWS).fetchone())
         return int(row[0])
 
+    # -- replay ----------------------------------------------------------------------------
+
+    def high_water(self) -> int:
+        """Position of the newest stored message; ``messages_after`` reads what came later."""
+        with self._read_lock:
+            row = self._run("high water", lambda: self._reader.execute(_HIGH_WATER).fetchone())
+        return int(row[0])
+
+    def messages_after(self, position: int, limit: int = 1000) -> list[StoredMessage]:
+        """Up to ``limit`` messages stored after ``position``, in the order they were stored."""
+        with self._read_lock:
+            rows = self._run(
+                "replay",
+                lambda: self._reader.execute(_SELECT_AFTER, (position, limit)).fetchall(),
+            )
+        out: list[StoredMessage] = []
+        for rowid, device_id, seq, kind, names, codec, n_rows, ts_blob, values_blob in rows:
+            try:
+                chunk = decode_chunk(names, codec, n_rows, ts_blob, values_blob)
+            except ValueError as exc:
+                raise StoreUnavailable(
+                    f"telemetry store {self.path}: unreadable chunk of {device_id}: {exc}"
+                ) from exc
+            out.append(StoredMessage(int(rowid), str(kind), str(device_id), int(seq), chunk))
+        return out
+
     # -- retention -------------------------------------------------------------------------
 
     def prune(self, older_than_ms: int) -> int:
@@ -250,6 +312,27 @@ class EmbeddedStore:
             return self._run("prune", lambda: self._prune(older_than_ms))
 
     # -- internals -------------------------------------------------------------------------
+
+    def _start_checkpointer(self) -> None:
+        conn = self._run("checkpoint", lambda: self._connect("checkpoint"))
+        self._checkpointer = threading.Thread(
+            target=self._checkpoint_loop, args=(conn,), name="forewarn-store-checkpoint",
+            daemon=True,
+        )  # fmt: skip
+        self._checkpointer.start()
+
+    def _checkpoint_loop(self, conn: sqlite3.Connection) -> None:
+        """Checkpoint every ``CHECKPOINT_EVERY_S`` until the store closes (PASSIVE: never blocks
+        the writer or readers). A failure is kept as the last error and retried next round;
+        committed data does not depend on it."""
+        try:
+            while not self._checkpoint_stop.wait(CHECKPOINT_EVERY_S):
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except sqlite3.Error as exc:
+                    self._last_error = f"telemetry store {self.path}: checkpoint failed: {exc}"
+        finally:
+            conn.close()
 
     def _connect(self, action: str) -> sqlite3.Connection:
         try:
@@ -270,6 +353,7 @@ class EmbeddedStore:
             if str(mode).lower() != "wal":
                 raise sqlite3.OperationalError(f"cannot switch to WAL mode (got {mode})")
             conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}")
             version = int(conn.execute("PRAGMA user_version").fetchone()[0])
             if version not in (0, SCHEMA_VERSION):
                 raise sqlite3.DatabaseError(
