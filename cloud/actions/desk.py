@@ -144,8 +144,8 @@ class TicketDesk:
         self, session: Session, row: TicketRow, kind: str, now_ms: int
     ) -> int:
         """Queue the customer's follow-up email in the ticket's thread (``visit_booked``,
-        ``ticket_resolved``); returns how many were queued."""
-        return queue_ticket_email(session, row, kind, now_ms) or 0
+        ``ticket_resolved``, ``safety_alert``); returns how many were queued (0 or 1)."""
+        return int(queue_ticket_email(session, row, kind, now_ms) is not None)
 
 
 def _slot(start_ms: int | None, end_ms: int | None) -> tuple[int, int] | None:

@@ -48,9 +48,8 @@ TICKET_STATUSES: Final = (
     "new", "assigned", "en_route", "on_site", "resolved", "closed_incomplete", "cancelled",
 )
 # fmt: on
-OUTBOX_STATES: Final = ("pending", "sending", "sent", "parked")
+OUTBOX_STATES: Final = ("pending", "sending", "sent", "parked", "suppressed")
 OPEN_STATUSES: Final = ("new", "assigned", "en_route", "on_site")
-EMAIL_KIND_FOR: Final = {Action.DISPATCH: "dispatch_opened", Action.ADVICE: "advice"}
 ACTOR: Final = "decisions"
 AUTO_ASSIGN_ACTOR: Final = "auto-assign"
 MAX_PAGE: Final = 1000
@@ -280,7 +279,8 @@ class ActionService(TicketDesk):
     def _add_evidence_to(self, session: Session, row: TicketRow, d: Decision, now: int) -> bool:
         if d.ts_ms <= row.evidence_ts_ms:
             return False
-        severity = max(Severity(row.severity), Severity(d.severity), key=_SEVERITY_RANK.__getitem__)
+        was = Severity(row.severity)
+        severity = max(was, Severity(d.severity), key=_SEVERITY_RANK.__getitem__)
         lead = lead_ms(d.ts_ms, d.eta_ms, d.eta_lo_ms)
         # Urgency never relaxes: a team may already have planned around it.
         priority = more_urgent(Priority(row.priority), priority_for(severity, lead))
@@ -295,6 +295,9 @@ class ActionService(TicketDesk):
         detail = {"ts_ms": d.ts_ms, "severity": row.severity, "priority": row.priority,
                   "score": round(d.score, 4), "eta_ms": d.eta_ms}  # fmt: skip
         tickets.record_event(session, self._insert, row, now, ACTOR, "evidence", detail)
+        if severity is Severity.CRITICAL and was is not Severity.CRITICAL:
+            # A slow leak that became a puncture: the customer hears of it now, in the thread.
+            self._queue_ticket_update_email(session, row, "safety_alert", now)
         return True
 
     def _queue_opened_email(self, session: Session, d: Decision, ticket_id: int, now: int) -> int:

@@ -332,3 +332,20 @@ def test_a_slow_leak_that_becomes_a_puncture_sends_a_safety_notice_in_the_thread
     advice, safety = received(smtp_server)
     assert safety["In-Reply-To"] == advice["Message-ID"]
     assert safety["Subject"].startswith("Safety notice: check your front-left tyre now")
+
+
+def test_evidence_that_turns_an_advice_ticket_critical_sends_one_safety_notice(
+    service: ActionService, clock: Clock, smtp_server: SmtpSink
+) -> None:
+    clock.now_ms = local_ms(NEW_YORK, 2026, 1, 1, 12)
+    leak = dict(kind="tyres", action=Action.ADVICE)
+    service.apply([make_decision("ty-000001", "tyres.pressure.fl", ts_ms=clock.now_ms, **leak)])
+    for minutes, severity in ((10, Severity.WARNING), (20, Severity.CRITICAL),
+                              (30, Severity.CRITICAL)):  # fmt: skip
+        service.apply([make_decision("ty-000001", "tyres.pressure.fl", severity=severity,
+                                     ts_ms=clock.now_ms + minutes * 60_000, **leak)])  # fmt: skip
+    assert service.deliver_pending().sent == 2
+    advice, safety = received(smtp_server)
+    assert safety["In-Reply-To"] == advice["Message-ID"]
+    assert safety["Subject"].startswith("Safety notice")
+    assert len(service.tickets()) == 1
