@@ -210,8 +210,18 @@ def test_demo_headless_runs_end_to_end_and_loses_no_reading(tmp_path, smtp_serve
     assert summary["emails_sent"] >= 1
     messages = smtp_server.wait_for(summary["emails_sent"])
     assert len(messages) == summary["emails_sent"]
-    ids = {email.message_from_bytes(m, policy=policy.default)["Message-ID"] for m in messages}
-    assert len(ids) == len(messages)
+    parsed = [email.message_from_bytes(m, policy=policy.default) for m in messages]
+    assert len({m["Message-ID"] for m in parsed}) == len(messages)
+    for m in parsed:
+        # Each is multipart with a text and an HTML part; service mail (not a safety notice)
+        # carries the one-click unsubscribe headers of RFC 8058.
+        assert m.get_body(("plain",)) is not None
+        assert m.get_body(("html",)) is not None
+        if not str(m["Subject"]).startswith("Safety notice"):
+            # The demo's links point at its own console (plain http on localhost).
+            assert "/u/" in str(m["List-Unsubscribe"])
+            assert "<mailto:" in str(m["List-Unsubscribe"])
+            assert m["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert not (tmp_path / "demo" / "outbox").exists() or not any(
         (tmp_path / "demo" / "outbox").iterdir()
     )
