@@ -37,6 +37,7 @@ from typing import Any, Final
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
+from cloud.actions.consent import may_send, suppress_queued
 from cloud.actions.db import EmailRow, OutboxRow, transaction
 from cloud.actions.email import EmailFacts, EmailRenderer, build_message
 from cloud.actions.records import DeliveryResult, OutboxItem
@@ -147,6 +148,14 @@ class OutboxRelay:
             row.state, row.attempts, row.next_attempt_ms = "pending", 0, self._clock_ms()
             if row.kind == "email":
                 _set_email(session, row.payload.get("message_id"), status="queued")
+                # An opt-out made while the email was parked still holds.
+                email_row = session.scalar(
+                    sa.select(EmailRow).where(EmailRow.outbox_key == row.idempotency_key)
+                )
+                if email_row is not None and email_row.customer_id is not None:
+                    session.flush()
+                    if not may_send(session, email_row.customer_id, email_row.category):
+                        suppress_queued(session, email_row.customer_id, email_row.category)
             return True
 
     def _park_in_doubt(self) -> int:

@@ -349,3 +349,23 @@ def test_evidence_that_turns_an_advice_ticket_critical_sends_one_safety_notice(
     assert safety["In-Reply-To"] == advice["Message-ID"]
     assert safety["Subject"].startswith("Safety notice")
     assert len(service.tickets()) == 1
+
+
+def test_requeueing_a_parked_offer_after_an_opt_out_does_not_send_it(
+    service: ActionService, mail: CustomerMail, engine: Engine, smtp_server: SmtpSink
+) -> None:
+    mail.set_consent("c-1", "offers", opted_in=True, source="signup-form")
+    assert mail.queue_offer("spring", ["c-1"]) == 1
+    with engine.begin() as conn:  # as after repeated delivery failures
+        outbox_id = conn.scalar(sa.select(OutboxRow.id))
+        conn.execute(sa.update(OutboxRow).values(state="parked"))
+    mail.set_consent("c-1", "offers", opted_in=False, source="one-click")
+    assert service.requeue(outbox_id)
+    assert service.deliver_pending().sent == 0
+    assert smtp_server.messages == []
+    with engine.connect() as conn:
+        assert conn.scalar(sa.select(OutboxRow.state)) == "suppressed"
+    # With consent, a requeued item goes out as before.
+    mail.set_consent("c-1", "offers", opted_in=True, source="signup-form")
+    assert mail.queue_offer("summer", ["c-1"]) == 1
+    assert service.deliver_pending().sent == 1
