@@ -295,8 +295,9 @@ class ActionService(TicketDesk):
         detail = {"ts_ms": d.ts_ms, "severity": row.severity, "priority": row.priority,
                   "score": round(d.score, 4), "eta_ms": d.eta_ms}  # fmt: skip
         tickets.record_event(session, self._insert, row, now, ACTOR, "evidence", detail)
-        if severity is Severity.CRITICAL and was is not Severity.CRITICAL:
-            # A slow leak that became a puncture: the customer hears of it now, in the thread.
+        if row.action == Action.ADVICE and severity is Severity.CRITICAL and was is not severity:
+            # The customer acts on advice (a slow leak that became a puncture): they hear of it
+            # now, in the thread. A dispatch ticket's team sees the new priority instead.
             self._queue_ticket_update_email(session, row, "safety_alert", now)
         return True
 
