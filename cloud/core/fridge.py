@@ -12,6 +12,12 @@ mains present) or a cabinet above its food-safety limit raise the episode to cri
 cut is not a fault of the fridge: while mains is off, and for a pull-down period after it
 returns, nothing is opened.
 
+Two faults are told by other physics. A wearing compressor draws more and more current
+(referred to 25 °C, against its own healthy level) for days before it stops. A drifting cabinet
+sensor fools the thermostat, which keeps the *reading* at the setpoint while the true cabinet
+warms; it shows as the gap between the reading and the resting evaporator, which settles just
+below the cabinet air, moving away from the device's own level by the sensor's offset.
+
 State is float32 where a reading's precision is all it needs; times stay int64 milliseconds.
 """
 

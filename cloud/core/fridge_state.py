@@ -40,6 +40,7 @@ SIGNALS: Final = (
     "pull_down",
     "evaporator_delta",
     "excursions",
+    "cabinet_offset",  # how far the cabinet sensor has moved from the resting evaporator
 )
 REASONS: Final = (
     "",
@@ -49,6 +50,7 @@ REASONS: Final = (
     "the cabinet is warm although the compressor runs all the time",
     "the compressor draws more and more current: it is wearing out",
     "the cabinet sensor has read the same value for hours: it is stuck",
+    "the cabinet sensor has drifted: it disagrees with the evaporator by more than it used to",
 )
 # variant → (setpoint °C, food-safety limit °C, minutes above the limit that count as failure)
 VARIANTS: Final = {
@@ -56,13 +58,20 @@ VARIANTS: Final = {
     "commercial": (3.0, 5.0, 60.0),
     "freezer": (-18.0, -15.0, 120.0),
 }
-TAU_FAST_S: Final = 6 * 3600.0  # duty, running current, evaporator delta
+TAU_FAST_S: Final = 6 * 3600.0  # duty, evaporator delta, the slow idle gap
+# Running current, in hours of wall time: it is seen only while the compressor runs, so its
+# weight per sample is stretched by the duty (see fold()).
+TAU_RUN_S: Final = 3 * 3600.0
+MIN_DUTY: Final = 0.05  # floor of the duty that stretches a running sample's weight
+# Cabinet − evaporator while the compressor rests, per idle sample: about TAU / (1 − duty) of
+# wall time. Beside it the same gap over TAU_FAST_S: how far the fast one leads times a drift.
+TAU_IDLE_S: Final = 2 * 3600.0
 TAU_CABINET_S: Final = 1800.0
 TAU_TREND_S: Final = 3 * 86400.0  # also the reference temperature difference
 TAU_RECENT_S: Final = 86400.0  # the recent line that times a rise the long one has confirmed
 STUCK_AFTER_MS: Final = 3 * 3600_000.0  # a live sensor's noise moves it within minutes
 TAU_BASE_S: Final = 10 * 86400.0  # a device's own healthy levels
-TAU_EXCURSION_S: Final = 86400.0
+TAU_EXCURSION_S: Final = TAU_RECENT_S  # share of the last day spent warm
 DUTY_SATURATED: Final = 0.97
 MIN_SLOPE_PER_DAY: Final = 0.015
 MIN_T_STAT: Final = 3.5
@@ -77,12 +86,27 @@ PULL_DOWN_BASE_ALPHA: Final = 0.02
 MIN_DRIVE_K: Final = 3.0  # ambient − cabinet below this makes the duty ratio meaningless
 WARM_EXCESS_K: Final = 2.5
 MIN_HISTORY_DAYS: Final = 2.0  # no trend verdict before the line has seen two daily cycles
-WEAR_RATIO: Final = 1.08  # running current this much above the device's own baseline
+# Running current this much above the device's own baseline. Referred to 25 °C and compared with
+# the device itself, a healthy compressor stays within half a percent in the simulated fleets
+# (600 fridges over a month); a worn one climbs steadily until it stops, so only an early, low
+# bar leaves days to act.
+WEAR_RATIO: Final = 1.05
+WEAR_LEARN_RATIO: Final = 1.03  # the baseline stops learning above this
+# Sensor drift. While the compressor rests, the evaporator settles just below the cabinet air,
+# so cabinet reading − resting evaporator is a small, device-specific gap that neither the room
+# nor the load moves (lost refrigerant or an iced coil change the gap while it *runs*). A
+# cabinet sensor that drifts shifts it by its offset; doors, defrosts and power cuts are left out.
+DRIFT_K: Final = 0.3  # idle-gap shift from the device's own level that flags a drift
+DRIFT_LEARN_K: Final = 0.15  # the idle gap's baseline stops learning beyond this shift
+DRIFT_MIN_RATE: Final = 0.05  # K/day: the slowest drift the ETA assumes
+DRIFT_ETA: Final = (0.3, 1.0, 3.0)  # the interval as multiples of the margin / rate estimate
+YOUNG_MS: Final = 86_400_000  # for its first day a fridge's idle baseline follows it closely
 # A compressor draws more current against a warmer room (higher condensing pressure); the
 # current is referred to 25 °C ambient before it is compared with the device's baseline.
 CURRENT_PER_K: Final = 0.01
-# A worn compressor stops within days; the interval is wide because wear is not linear.
-WEAR_ETA_DAYS: Final = (0.5, 2.0, 6.0)
+# A worn compressor stops within days of crossing the bar; the interval is wide because wear
+# is not linear.
+WEAR_ETA_DAYS: Final = (0.5, 3.0, 6.0)
 _CAP_MS: Final = np.float32(1e8)  # elapsed-time counters saturate here (about a day)
 _F32_FIELDS: Final = (
     "duty",
@@ -102,6 +126,9 @@ _F32_FIELDS: Final = (
     "excursion",
     "last_cab_c",
     "unchanged_ms",
+    "idle_delta_k",
+    "idle_slow_k",
+    "idle_base_k",
 )
 
 
@@ -132,6 +159,9 @@ class FridgeState:
     excursion: Float32Array  # share of settled time the cabinet spent warm, over a day
     last_cab_c: Float32Array  # the last cabinet reading
     unchanged_ms: Float32Array  # how long the cabinet sensor has read exactly the same
+    idle_delta_k: Float32Array  # cabinet − evaporator while the compressor rests, over hours
+    idle_slow_k: Float32Array  # the same over TAU_FAST_S: how fast a drift moves it
+    idle_base_k: Float32Array  # the device's own healthy idle gap
     trend: Trend  # ambient-adjusted duty against days since ``origin_ms``, over days
     recent: Trend  # the same over the last day: how fast is it rising now?
 
@@ -230,9 +260,8 @@ def fold(st: FridgeState, d: Rows, t: IntArray, x: Float32Array) -> None:
     st.duty[d] = ewm_update(st.duty[d], np.where(mains_ok, on, np.nan), a_fast)
     st.cabinet_c[d] = ewm_update(st.cabinet_c[d], cab, ewm_alpha(dt_s, TAU_CABINET_S))
     drive = amb - cab
-    drive_ref = ewm_update(
-        st.drive_ref_k[d], np.where(steady, drive, np.nan), ewm_alpha(dt_s, TAU_TREND_S)
-    )
+    a_trend = ewm_alpha(dt_s, TAU_TREND_S)
+    drive_ref = ewm_update(st.drive_ref_k[d], np.where(steady, drive, np.nan), a_trend)
     st.drive_ref_k[d] = drive_ref
     warm = cab > st.limit_c[d]
     st.above_ms[d] = np.where(settled & warm, st.above_ms[d] + dt_ms, 0)
@@ -245,18 +274,38 @@ def fold(st: FridgeState, d: Rows, t: IntArray, x: Float32Array) -> None:
     running = settled & (on > 0.05) & (amps >= 0.2)
     per_k = np.where(np.isnan(amb), 0, amb - 25) * F32(CURRENT_PER_K)
     a_run = np.where(running, amps / (1 + per_k), np.nan)
-    amps_fast = ewm_update(st.current_a[d], a_run, a_fast)
+    # Running samples come only at the duty's rate: per sample, the weight of one that follows
+    # ``dt / duty`` seconds of wall time keeps the time constants in wall time at any duty.
+    amps_fast = ewm_update(
+        st.current_a[d], a_run, ewm_alpha(dt_s / np.fmax(st.duty[d], MIN_DUTY), TAU_RUN_S)
+    )
     st.current_a[d] = amps_fast
     base = st.current_base_a[d]
-    learn = np.where(~(amps_fast / base >= 1.05), a_run, np.nan)  # NaN ratio: still learning
+    learn = np.where(~(amps_fast / base >= WEAR_LEARN_RATIO), a_run, np.nan)  # NaN: learning
     st.current_base_a[d] = ewm_update(base, learn, a_base)  # never learn from worn readings
 
-    delta = np.where(steady & (on > 0.5) & ~(amps < 0.2), cab - evap, np.nan)
+    gap = cab - evap
+    delta = np.where(steady & (on > 0.5) & ~(amps < 0.2), gap, np.nan)
     delta_fast = ewm_update(st.evap_delta_k[d], delta, a_fast)
     st.evap_delta_k[d] = delta_fast
     evap_base = st.evap_base_k[d]
     healthy = ~(delta_fast / evap_base <= 0.95)
     st.evap_base_k[d] = ewm_update(evap_base, np.where(healthy, delta, np.nan), a_base)
+
+    # The idle gap: whole samples with the compressor at rest and the door shut (an opening
+    # bumps the reading, not the coil), outside defrosts and their pull-down.
+    idle = np.where(steady & (on <= 0) & ~(door > 0), gap, np.nan)
+    a_idle = ewm_alpha(dt_s, TAU_IDLE_S)
+    idle_fast = ewm_update(st.idle_delta_k[d], idle, a_idle)
+    st.idle_delta_k[d] = idle_fast
+    st.idle_slow_k[d] = ewm_update(st.idle_slow_k[d], idle, a_fast)
+    idle_base = st.idle_base_k[d]
+    age_ms = t - st.origin_ms[d]
+    young = age_ms < YOUNG_MS
+    keep = young | ~(np.abs(idle_fast - idle_base) > DRIFT_LEARN_K)  # never learn a drift
+    st.idle_base_k[d] = ewm_update(
+        idle_base, np.where(keep, idle, np.nan), np.where(young, a_idle, a_base)
+    )
 
     # Pull-down: from the end of a disturbance (defrost, long door opening, mains back) until
     # the cabinet is back near its setpoint; each finished recovery is one observation.
@@ -275,16 +324,17 @@ def fold(st: FridgeState, d: Rows, t: IntArray, x: Float32Array) -> None:
     st.recover_ms[d] = np.where(done, np.nan, rec)
 
     is_warm = np.where(steady, (cab > setpoint + WARM_EXCESS_K).astype(F32), np.nan)
-    st.excursion[d] = ewm_update(st.excursion[d], is_warm, ewm_alpha(dt_s, TAU_EXCURSION_S))
+    a_day = ewm_alpha(dt_s, TAU_RECENT_S)  # TAU_EXCURSION_S too
+    st.excursion[d] = ewm_update(st.excursion[d], is_warm, a_day)
 
     # The trend input: duty scaled to the device's typical load, so a warm week does not look
     # like a failing compressor (without an ambient sensor the duty is taken as it is).
     load_factor = drive_ref / np.maximum(drive, MIN_DRIVE_K)
     load_factor = np.where(np.isnan(load_factor), 1, load_factor)
     y = np.where(steady, on * load_factor, np.nan)
-    x_days = ((t - st.origin_ms[d]) / MS_PER_DAY).astype(F32)
-    st.trend.fold(d, x_days, y, 1 - ewm_alpha(dt_s, TAU_TREND_S))
-    st.recent.fold(d, x_days, y, 1 - ewm_alpha(dt_s, TAU_RECENT_S))
+    x_days = (age_ms / MS_PER_DAY).astype(F32)
+    st.trend.fold(d, x_days, y, 1 - a_trend)
+    st.recent.fold(d, x_days, y, 1 - a_day)
     # A sensor that reads exactly the same for hours while the compressor cycles is stuck.
     same = np.abs(cab - st.last_cab_c[d]) < 1e-4
     st.unchanged_ms[d] = np.where(same, np.minimum(st.unchanged_ms[d] + dt_ms, _CAP_MS), 0)

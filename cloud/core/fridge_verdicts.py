@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from cloud.core.fridge_state import (
+    DRIFT_ETA,
+    DRIFT_K,
+    DRIFT_MIN_RATE,
     DUTY_SATURATED,
     FAULT,
     HORIZON_DAYS,
@@ -15,6 +20,8 @@ from cloud.core.fridge_state import (
     SIGNALS,
     STOPPED_AFTER_MS,
     STUCK_AFTER_MS,
+    TAU_FAST_S,
+    TAU_IDLE_S,
     WEAR_ETA_DAYS,
     WEAR_RATIO,
     FridgeState,
@@ -24,13 +31,14 @@ from cloud.core.kernels import (
     MS_PER_DAY,
     AnyFloatArray,
     BoolArray,
+    Float32Array,
     FloatArray,
     IntArray,
     Trend,
     logistic,
     quantile80,
 )
-from cloud.core.types import Condition, normalise_contributions
+from cloud.core.types import Condition
 
 
 def assess(st: FridgeState, touched: BoolArray) -> Condition:
@@ -68,16 +76,28 @@ def assess(st: FridgeState, touched: BoolArray) -> Condition:
     failing = st.above_ms >= st.limit_ms
     cycling = (st.duty > 0.02) & (st.duty < 0.98)
     stuck = (st.unchanged_ms >= STUCK_AFTER_MS) & cycling & (st.since_mains_ms > 0)
-    active = trending | saturated | stopped | failing | wearing | stuck
-    severity = np.where(stopped | failing, 2, np.where(active, 1, 0)).astype(np.int64)
-
-    eta, lo, hi = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
+    offset_k, drifting = sensor_offset(st, history_d)
+    active = trending | saturated | stopped | failing | wearing | stuck | drifting
+    # Severity and reason are worked out for the few active fridges only (the rest are 0).
     u = np.flatnonzero(active)
+    severity = np.zeros(n, dtype=np.int64)
+    reason = np.zeros(n, dtype=np.int64)
+    eta, lo, hi = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
     if u.size:
+        severity[u] = np.where(stopped[u] | failing[u], 2, 1)
+        reason[u] = np.select(
+            [c[u] for c in (stopped, failing, trending, saturated, wearing, stuck, drifting)],
+            [1, 2, 3, 4, 5, 6, 7],
+            default=0,
+        )
         days = np.full((n, 3), np.nan)
         days[cand] = cand_days
         soon = saturated[u] | stopped[u]
         eta[u], lo[u], hi[u] = _eta(st, u, trending[u], wearing[u], soon, failing[u], days[u])
+        late = drifting[u] & ~trending[u] & ~wearing[u] & ~soon & ~failing[u]
+        if late.any():
+            w = u[late]
+            eta[w], lo[w], hi[w] = _drift_eta(st, w, offset_k[w])
 
     positive_t = np.maximum(t_stat, 0)
     excursion = np.where(np.isnan(st.excursion), 0, st.excursion)
@@ -95,17 +115,21 @@ def assess(st: FridgeState, touched: BoolArray) -> Condition:
         s_u = np.maximum(s_u, np.where(severity[u] == 2, 1.0, 0.0))
         s_u = np.maximum(s_u, np.where(saturated[u], 0.9, 0.0))
         s_u = np.maximum(s_u, np.where(stuck[u], 0.8, 0.0))
+        drift_u = np.clip(np.abs(offset_k[u]) / (2 * DRIFT_K), 0.5, 1.0)
+        s_u = np.maximum(s_u, np.where(drifting[u], drift_u, 0.0))
         s_u = np.maximum(s_u, np.where(wearing[u], np.clip((r_u - 1.0) * 4.0, 0.5, 1.0), 0.0))
         score[u] = np.clip(s_u, 0.0, 1.0)
 
-    raw = np.empty((n, len(SIGNALS)), dtype=F32)
-    raw[:, 0] = positive_t * (slope > 0)
-    raw[:, 1] = np.maximum(excess, 0)
-    raw[:, 2] = stopped * F32(10.0)
-    raw[:, 3] = np.maximum(ratio - 1, 0) * F32(20.0)
-    raw[:, 4] = np.maximum(pd_ratio - 1, 0)
-    raw[:, 5] = np.maximum(1 - evap_ratio, 0) * F32(5.0)
-    raw[:, 6] = excursion * F32(5.0)
+    evidence = (
+        positive_t * (slope > 0),
+        np.maximum(excess, 0),
+        stopped * F32(10.0),
+        np.maximum(ratio - 1, 0) * F32(20.0),
+        np.maximum(pd_ratio - 1, 0),
+        np.maximum(1 - evap_ratio, 0) * F32(5.0),
+        excursion * F32(5.0),
+        np.abs(offset_k) * F32(10.0),
+    )
     return Condition(
         fault=FAULT,
         unit_device=np.arange(n, dtype=np.int64),
@@ -119,12 +143,45 @@ def assess(st: FridgeState, touched: BoolArray) -> Condition:
         eta_lo_ms=lo,
         eta_hi_ms=hi,
         signals=SIGNALS,
-        contributions=normalise_contributions(raw),
-        reason=np.select(
-            [stopped, failing, trending, saturated, wearing, stuck], [1, 2, 3, 4, 5, 6], default=0
-        ).astype(np.int64),
+        contributions=shares(evidence),
+        reason=reason,
         reason_names=REASONS,
     )
+
+
+def shares(evidence: Sequence[AnyFloatArray]) -> Float32Array:
+    """:func:`~cloud.core.types.normalise_contributions` of the columns ``evidence``, given one
+    signal at a time: ``out[unit, signal]``, rows summing to 1 (NaN and negative evidence count
+    as none, all-zero rows stay zero), float32.
+
+    Summing the columns one by one and writing each share once needs a single ``(n, signals)``
+    array instead of four, which at fleet scale is most of the cost of the normalisation.
+
+    >>> shares([np.array([1.0, 0.0]), np.array([3.0, np.nan])]).tolist()
+    [[0.25, 0.75], [0.0, 0.0]]
+    """
+    parts = [np.fmax(e, 0) for e in evidence]
+    total = parts[0].astype(F32)
+    for p in parts[1:]:
+        total += p
+    scale = 1 / np.where(total > 0, total, F32(1))
+    out = np.empty((total.shape[0], len(parts)), dtype=F32)
+    for j, p in enumerate(parts):
+        np.multiply(p, scale, out=out[:, j])
+    return out
+
+
+def sensor_offset(st: FridgeState, history_d: AnyFloatArray) -> tuple[Float32Array, BoolArray]:
+    """How far each fridge's cabinet sensor has moved from the evaporator's account, in kelvin
+    (negative: it reads colder than the cabinet is), and whether that is a drift.
+
+    A drift moves the idle gap (cabinet reading − resting evaporator) away from the device's
+    own level by the sensor's offset. A fridge needs a day of history first.
+    """
+    offset = st.idle_delta_k - st.idle_base_k
+    offset = np.where(np.isnan(offset), 0, offset)
+    drifting = (np.abs(offset) > DRIFT_K) & (history_d >= 1.0) & (st.since_mains_ms > 0)
+    return offset, drifting
 
 
 def saturation_days(st: FridgeState, u: IntArray, x_now: AnyFloatArray) -> FloatArray:
@@ -197,3 +254,32 @@ def _eta(
     lo = np.where(soon, now + 0.5 * remaining, lo)
     hi = np.where(soon, now + remaining + 6 * 3600_000.0, hi)
     return np.where(failing, now, eta), np.where(failing, now, lo), np.where(failing, now, hi)
+
+
+def _drift_eta(
+    st: FridgeState, u: IntArray, offset_k: AnyFloatArray
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """ETA of failure with its 80 % interval for fridges ``u`` whose sensor drifts.
+
+    The thermostat holds the *reading* at its setpoint, so the true cabinet is the reading less
+    the offset, and it warms as fast as the offset grows. That rate is the lead of the idle
+    gap's fast average over its slow one, divided by the difference of their time constants in
+    wall time (idle samples come at ``1 − duty`` of the rate): exact on a steady ramp, low just
+    after the onset, before the slow average has fallen behind, so the early end of the
+    interval allows a much faster rate. A sensor that drifts warm makes the cabinet colder: no
+    failure is in sight and the ETA stays NaN.
+    """
+    now = st.last_ts_ms[u].astype(np.float64)
+    lim = st.limit_ms[u]
+    idle_share = np.clip(1.0 - np.nan_to_num(st.duty[u].astype(np.float64)), 0.05, 1.0)
+    lag_days = (TAU_FAST_S - TAU_IDLE_S) / 86_400.0 / idle_share
+    rate = (st.idle_slow_k[u] - st.idle_delta_k[u]).astype(np.float64) / lag_days
+    rate = np.maximum(rate, DRIFT_MIN_RATE)
+    true_c = (st.cabinet_c[u] - offset_k).astype(np.float64)
+    margin = np.maximum(st.limit_c[u] - true_c, 0.0)
+    cold = offset_k < 0
+    days = margin / rate
+    eta = np.where(cold, now + days * DRIFT_ETA[1] * MS_PER_DAY + lim, np.nan)
+    lo = np.where(cold, now + days * DRIFT_ETA[0] * MS_PER_DAY + 0.25 * lim, np.nan)
+    hi = np.where(cold, now + days * DRIFT_ETA[2] * MS_PER_DAY + 2.0 * lim, np.nan)
+    return eta, lo, hi

@@ -82,6 +82,7 @@ class LoopFridge:
         self.excursion = 0.0
         self.last_cab_c = NAN
         self.unchanged_ms = 0.0
+        self.idle_delta_k = self.idle_slow_k = self.idle_base_k = NAN
         self.trend = _Line()
         self.recent = _Line()
 
@@ -113,14 +114,25 @@ class LoopFridge:
         self.stopped_ms = self.stopped_ms + dt_ms if settled and stopped else 0.0
         per_k = 0.0 if math.isnan(amb) else (amb - 25.0) * fr.CURRENT_PER_K
         a_run = amps / (1.0 + per_k) if settled and on > 0.05 and amps >= 0.2 else NAN
-        self.current_a = _ewm(self.current_a, a_run, a_fast)
-        learn = a_run if not self.current_a / self.current_base_a >= 1.05 else NAN
+        run_dt_s = dt_s / (fr.MIN_DUTY if math.isnan(self.duty) else max(self.duty, fr.MIN_DUTY))
+        self.current_a = _ewm(self.current_a, a_run, _alpha(run_dt_s, fr.TAU_RUN_S))
+        learn = a_run if not self.current_a / self.current_base_a >= fr.WEAR_LEARN_RATIO else NAN
         self.current_base_a = _ewm(self.current_base_a, learn, a_base)
 
         delta = cab - evap if steady and on > 0.5 and not amps < 0.2 else NAN
         self.evap_delta_k = _ewm(self.evap_delta_k, delta, a_fast)
         healthy = not self.evap_delta_k / self.evap_base_k <= 0.95
         self.evap_base_k = _ewm(self.evap_base_k, delta if healthy else NAN, a_base)
+
+        idle = cab - evap if steady and on <= 0 and not door > 0 else NAN
+        a_idle = _alpha(dt_s, fr.TAU_IDLE_S)
+        self.idle_delta_k = _ewm(self.idle_delta_k, idle, a_idle)
+        self.idle_slow_k = _ewm(self.idle_slow_k, idle, a_fast)
+        young = t - self.origin_ms < fr.YOUNG_MS
+        keep = young or not abs(self.idle_delta_k - self.idle_base_k) > fr.DRIFT_LEARN_K
+        self.idle_base_k = _ewm(
+            self.idle_base_k, idle if keep else NAN, a_idle if young else a_base
+        )
 
         disturbed = defrosting or door > fr.LONG_DOOR_S or not mains_ok
         rec = 0.0 if disturbed else self.recover_ms + dt_ms
@@ -163,6 +175,19 @@ class LoopFridge:
         hi = (sat - l_long) / slow if slow > 0 else math.inf
         return eta, min(lo, eta), max(hi, eta)
 
+    def _drift_eta(self, offset: float) -> tuple[float, float, float]:
+        idle_share = min(max(1.0 - (0.0 if math.isnan(self.duty) else self.duty), 0.05), 1.0)
+        lag_days = (fr.TAU_FAST_S - fr.TAU_IDLE_S) / 86_400.0 / idle_share
+        rate = max((self.idle_slow_k - self.idle_delta_k) / lag_days, fr.DRIFT_MIN_RATE)
+        margin = max(self.limit_c - (self.cabinet_c - offset), 0.0)
+        days, now, lim = margin / rate, float(self.last_ts_ms), self.limit_ms
+        lo_f, mid_f, hi_f = fr.DRIFT_ETA
+        return (
+            now + days * lo_f * MS_PER_DAY + 0.25 * lim,
+            now + days * mid_f * MS_PER_DAY + lim,
+            now + days * hi_f * MS_PER_DAY + 2.0 * lim,
+        )
+
     def assess(self) -> tuple[bool, float, tuple[float, float, float], tuple[float, ...]]:
         """``(active, score, (eta, lo, hi) ms, contributions)`` as the fleet model's assess."""
         x_now = (self.last_ts_ms - self.origin_ms) / MS_PER_DAY
@@ -189,7 +214,9 @@ class LoopFridge:
         failing = self.above_ms >= self.limit_ms
         cycling = 0.02 < duty < 0.98
         stuck = self.unchanged_ms >= fr.STUCK_AFTER_MS and cycling and self.since_mains_ms > 0
-        active = trending or saturated or stopped or failing or wearing or stuck
+        offset = _or_zero(self.idle_delta_k - self.idle_base_k)
+        drifting = abs(offset) > fr.DRIFT_K and history_d >= 1.0 and self.since_mains_ms > 0
+        active = trending or saturated or stopped or failing or wearing or stuck or drifting
         now, lim = float(self.last_ts_ms), self.limit_ms
         eta = lo = hi = NAN
         if trending:
@@ -198,6 +225,8 @@ class LoopFridge:
             hi = now + min(hi_d, 60.0) * MS_PER_DAY + 2.0 * lim
         elif wearing:
             lo, eta, hi = (now + d * MS_PER_DAY for d in fr.WEAR_ETA_DAYS)
+        elif drifting and offset < 0 and not (saturated or stopped or failing):
+            lo, eta, hi = self._drift_eta(offset)
         if (saturated or stopped) and not failing:
             remaining = max(lim - self.above_ms, 0.0)
             eta, lo = now + remaining + 1_800_000.0, now + 0.5 * remaining
@@ -212,6 +241,7 @@ class LoopFridge:
             max(pd_ratio - 1.0, 0.0),
             max(1.0 - evap_ratio, 0.0) * 5.0,
             self.excursion * 5.0,
+            abs(offset) * 10.0,
         )
         total = sum(raw)
         shares = tuple(r / total if total > 0 else 0.0 for r in raw)
@@ -232,6 +262,8 @@ class LoopFridge:
             score = max(score, 0.8)
         if wearing:
             score = max(score, min(max((ratio - 1.0) * 4.0, 0.5), 1.0))
+        if drifting:
+            score = max(score, min(max(abs(offset) / (2 * fr.DRIFT_K), 0.5), 1.0))
         return True, min(max(score, 0.0), 1.0), (eta, lo, hi), shares
 
 
@@ -241,3 +273,7 @@ def _quantile80(dof: float) -> float:
 
 def _or_one(x: float) -> float:
     return 1.0 if math.isnan(x) else x
+
+
+def _or_zero(x: float) -> float:
+    return 0.0 if math.isnan(x) else x

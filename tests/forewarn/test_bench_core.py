@@ -23,7 +23,7 @@ def _bench(baseline: str) -> dict[str, object]:
 def test_both_baselines_report_river_first_and_the_loop_beside_it() -> None:
     result = _bench("both")
     assert result["readings_per_s"] > 0  # type: ignore[operator]
-    assert result["state_bytes_per_device"] == 148.0
+    assert result["state_bytes_per_device"] == 160.0
     assert result["baseline"] == RIVER_MODEL
     assert result["baseline_devices"] == result["river_baseline_devices"] == RIVER_SAMPLE
     assert result["baseline_readings_per_s"] == result["river_baseline_readings_per_s"]
