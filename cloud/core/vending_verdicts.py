@@ -25,10 +25,11 @@ from cloud.core.vending_state import (
     JAM_FAULT,
     MACHINE_P_VALUE,
     MACHINE_RATIO,
-    ORDER_PROBABILITY,
+    ORDER_VALUE,
     PAYMENT_FAILS,
     PAYMENT_FAULT,
     PAYMENT_SLOTS,
+    REFILL_SAVES,
     RESTOCK_FAULT,
     RESTOCK_HORIZON_H,
     SELLING_RATIO,
@@ -53,6 +54,7 @@ class StockForecast:
     hours_hi: FloatArray
     visit_by_h: FloatArray  # hours until it has emptied with probability STOCKOUT_RISK
     pick: FloatArray  # items to bring: refill to capacity after the sales until a visit
+    p_refilled: FloatArray  # probability of selling out within the horizon once refilled now
 
 
 def forecast_stock(st: VendingState, horizon_h: int = RESTOCK_HORIZON_H) -> StockForecast:
@@ -60,7 +62,7 @@ def forecast_stock(st: VendingState, horizon_h: int = RESTOCK_HORIZON_H) -> Stoc
     n, n_s = st.stock.shape
     if n == 0 or n_s == 0:
         z = np.zeros((n, n_s))
-        return StockForecast(z, z, z + np.inf, z + np.inf, z + np.inf, z + np.inf, z)
+        return StockForecast(z, z, z + np.inf, z + np.inf, z + np.inf, z + np.inf, z, z)
     level = st.level_per_h()
     how = hour_of_week(np.maximum(st.last_ts_ms, 0))
     cum = cumulative_profile(st.factor(), how + 1, FORECAST_HOURS)
@@ -72,6 +74,10 @@ def forecast_stock(st: VendingState, horizon_h: int = RESTOCK_HORIZON_H) -> Stoc
         np.isnan(level) & (np.nan_to_num(stock) > 0),
         0.0,
         stockout_probability(stock, mu_h, np.full_like(mu_h, shape_h)),
+    )
+    refilled = np.where(np.isnan(stock), np.nan, np.maximum(st.capacity, 1.0))
+    p_refilled = np.where(
+        np.isnan(level), 0.0, stockout_probability(refilled, mu_h, np.full_like(mu_h, shape_h))
     )
     s = np.nan_to_num(stock)
 
@@ -89,7 +95,20 @@ def forecast_stock(st: VendingState, horizon_h: int = RESTOCK_HORIZON_H) -> Stoc
     pick = np.where(
         present, np.ceil(np.maximum(st.capacity - np.maximum(s - until_visit, 0.0), 0.0)), 0.0
     )
-    return StockForecast(level, p, hours, lo, hi, by, np.minimum(pick, st.capacity))
+    return StockForecast(level, p, hours, lo, hi, by, np.minimum(pick, st.capacity), p_refilled)
+
+
+def visit_value(fc: StockForecast) -> FloatArray:
+    """Stock-outs a visit now prevents within the horizon, per machine.
+
+    Each slot's probability of selling out from its stock less its probability of selling out
+    again once refilled, summed over the machine's slots. A slot that empties within the
+    horizon however full it is gains nothing from a visit (refilled, it sells out once more),
+    and a machine at risk in several slots gains more than one at risk in one.
+    """
+    gain = np.maximum(fc.p_horizon - fc.p_refilled, 0.0)
+    out: FloatArray = gain.sum(axis=1)
+    return out
 
 
 def pick_list(st: VendingState, fc: StockForecast, device: int) -> list[tuple[str, int]]:
@@ -101,22 +120,29 @@ def pick_list(st: VendingState, fc: StockForecast, device: int) -> list[tuple[st
 
 
 def assess_restock(st: VendingState, touched: BoolArray) -> Condition:
-    """One unit per machine; the score is the route priority (the worst slot's risk).
+    """One unit per machine; the score is the route priority: the stock-outs a visit prevents.
 
-    The ETA is the date a visit must beat: when the slot that empties first has sold out with
-    probability :data:`STOCKOUT_RISK`; the interval is that slot's 80 % interval.
+    Active when a visit now would prevent :data:`ORDER_VALUE` stock-outs or more within the
+    horizon (:func:`visit_value`). The ETA is the date a visit must beat: when the slot that
+    empties first, of those a refill saves, has sold out with probability
+    :data:`STOCKOUT_RISK`; the interval is that slot's 80 % interval.
     """
     n, n_s = st.stock.shape
     fc = forecast_stock(st)
     if n_s:
         rows = np.arange(n)
-        p_max = fc.p_horizon.max(axis=1)
-        first = np.argmin(fc.visit_by_h, axis=1)  # the slot that may empty first sets the ETA
+        value = visit_value(fc)
+        # The slot that may empty first sets the ETA, among the slots a refill keeps stocked
+        # through the horizon: one that sells out again however full it is would spend the
+        # machine's visits on a stock-out no visit prevents.
+        saved = np.where(fc.p_refilled < REFILL_SAVES, fc.visit_by_h, np.inf)
+        by = np.where(np.isfinite(saved).any(axis=1, keepdims=True), saved, fc.visit_by_h)
+        first = np.argmin(by, axis=1)
         first_h, lo_h, hi_h = (a[rows, first] for a in (fc.visit_by_h, fc.hours_lo, fc.hours_hi))
     else:
-        p_max = np.zeros(n)
+        value = np.zeros(n)
         first_h = lo_h = hi_h = np.full(n, np.inf)
-    active = p_max >= ORDER_PROBABILITY
+    active = value >= ORDER_VALUE
     now = st.last_ts_ms.astype(np.float64)
 
     def at(hours: FloatArray) -> FloatArray:
@@ -136,7 +162,7 @@ def assess_restock(st: VendingState, touched: BoolArray) -> Condition:
         touched=touched,
         active=active,
         severity=np.where(active, 1, 0).astype(np.int64),
-        score=np.clip(p_max, 0.0, 1.0),
+        score=value / (value + ORDER_VALUE),  # 0.5 where a visit becomes worth ordering
         ts_ms=st.last_ts_ms.copy(),
         eta_ms=at(first_h),
         eta_lo_ms=at(lo_h),

@@ -103,8 +103,8 @@ class RouteDriver:
     working day in its time zone, when the scheduled visit has surely happened) and banks at
     most :data:`BANKED_WEEKS` weeks of them. Machines that sell slowly need fewer visits than
     the schedule gave them, which leaves visits for the machines that sell fast. When visits
-    fall due and the route has too few left, the machines visited longest ago go first and the
-    rest wait for the next working hour.
+    fall due and the route has too few left, the machines whose orders must be served soonest
+    go first (then those visited longest ago) and the rest wait for the next working hour.
     """
 
     def __init__(
@@ -122,6 +122,7 @@ class RouteDriver:
         self._tz = tuple(s.tz for s in specs)
         self._policy = policy
         self.pending_ms: IntArray = np.full(n, -1, dtype=np.int64)
+        self.visit_by_ms: IntArray = np.full(n, -1, dtype=np.int64)  # the booked visit's deadline
         self.orders = 0
         self.visits: list[tuple[int, int]] = []  # (machine, visit time)
         self._requested: set[tuple[int, int]] = set()
@@ -141,6 +142,8 @@ class RouteDriver:
         visit_ms = visit_for_ms(ts_ms, by_ms, self._tz[machine], self._policy)
         booked = int(self.pending_ms[machine])
         self.pending_ms[machine] = visit_ms if booked < 0 else min(booked, visit_ms)
+        due = int(self.visit_by_ms[machine])
+        self.visit_by_ms[machine] = by_ms if booked < 0 else min(due, by_ms)
 
     def serve(self, last_ms: int, ts_ms: int) -> None:
         """Carry out the visits due by ``ts_ms``, before the fleet steps from ``last_ms`` to it.
@@ -154,8 +157,10 @@ class RouteDriver:
         due = np.flatnonzero((self.pending_ms >= 0) & (self.pending_ms <= ts_ms))
         if not due.size:
             return
-        # Scarce visits go to the machines visited longest ago, then to the most overdue.
-        due = due[np.lexsort((self.pending_ms[due], self._last_visit_ms[due]))]
+        # Scarce visits go to the machines whose sell-out date comes first (deferred, they are
+        # the likeliest to run out before the next working hour), then to those visited longest
+        # ago.
+        due = due[np.lexsort((self._last_visit_ms[due], self.visit_by_ms[due]))]
         allowed = max(int(self._credit), 0)
         for i in due[allowed:].tolist():  # no visit left: the next working hour
             later = (ts_ms // HOUR_MS + 1) * HOUR_MS
@@ -177,6 +182,7 @@ class RouteDriver:
             self.visits.extend((int(i), t) for i in group.tolist())
             self._requested.update((int(i), t) for i in group.tolist())
         self.pending_ms[due] = -1
+        self.visit_by_ms[due] = -1
         self._last_visit_ms[due] = at_ms
 
     def _scheduled_visits(self, last_ms: int, ts_ms: int) -> int:

@@ -13,6 +13,12 @@ from cloud.core.demand import (
     stockout_quantile_hours,
 )
 from cloud.core.vending_state import VendingState, configure, fold
+from cloud.core.vending_verdicts import (
+    StockForecast,
+    assess_restock,
+    forecast_stock,
+    visit_value,
+)
 
 T0 = 1_767_571_200_000  # 2026-01-05 00:00 UTC, a Monday
 HOUR = 3_600_000
@@ -102,3 +108,37 @@ def test_a_new_machine_starts_from_the_fleet_rate():
     assert 0.25 < level[1, 0] < 0.75
     # Before anything has sold anywhere there is no rate to start from.
     assert np.isnan(_fleet(0.0, 48).level_per_h()).all()
+
+
+def test_a_visit_is_worth_the_stock_outs_it_prevents():
+    inf = np.full((3, 2), np.inf)
+    fc = StockForecast(
+        level_per_h=np.ones((3, 2)),
+        p_horizon=np.array([[0.9, 0.8], [0.9, 0.0], [0.99, 0.0]]),
+        hours=inf, hours_lo=inf, hours_hi=inf, visit_by_h=inf, pick=np.zeros((3, 2)),
+        p_refilled=np.array([[0.05, 0.0], [0.05, 0.0], [0.98, 0.0]]),
+    )  # fmt: skip
+    value = visit_value(fc)
+    np.testing.assert_allclose(value, [1.65, 0.85, 0.01])
+    # Two slots at risk are worth more than one; a slot that sells out however full it is
+    # gains (almost) nothing from a refill.
+    assert value[0] > value[1] > 10 * value[2]
+
+
+def test_no_visit_is_ordered_for_a_slot_that_a_refill_cannot_save():
+    """Two machines sell out within the horizon; only the one a refill saves gets an order."""
+    st = VendingState.empty()
+    for device in ("vm-fast", "vm-slow"):
+        st = configure(st, device, {"A1": 10, "A2": 10})
+    st = st.copy()
+    nan = np.full(2, np.nan, dtype=np.float32)
+    sold = np.array([[0.5, 0.5], [0.02, 0.02]], dtype=np.float32)  # items per hour
+    for h in range(7 * 24 + 1):
+        stock = np.array([[9.0, 9.0], [1.0, 10.0]], dtype=np.float32)
+        fold(st, np.array([0, 1]), np.full(2, T0 + h * HOUR), stock, sold, sold * 0, nan)
+    fc = forecast_stock(st)
+    assert (fc.p_horizon[:, 0] > 0.9).all()  # both machines' first slot empties for sure
+    assert fc.p_refilled[0, 0] > 0.9 > 0.3 > fc.p_refilled[1, 0]
+    restock = assess_restock(st, np.ones(2, dtype=bool))
+    np.testing.assert_array_equal(restock.active, [False, True])
+    assert restock.notes[1].startswith("A1×")
