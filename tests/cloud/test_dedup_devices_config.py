@@ -29,6 +29,61 @@ def test_dedup_memory_is_bounded_and_old_seqs_count_as_seen():
     assert not d.seen("a", 100)
 
 
+def test_dedup_handles_out_of_order_gaps_and_jumps_within_the_window():
+    d = SeqDeduper(window=8)
+    assert not d.seen("a", 5)
+    assert not d.seen("a", 3)  # late, within the window, first time
+    assert d.seen("a", 3)
+    assert d.seen("a", 5)
+    assert not d.seen("a", 4)
+    assert not d.seen("a", 12)  # a gap of 7: 5 is still in the window
+    assert d.seen("a", 5)
+    assert not d.seen("a", 6)
+    assert d.seen("a", 4)  # 8 behind 12: out of the window, treated as seen
+    assert not d.seen("a", 1000)  # a jump past the window starts afresh
+    assert d.seen("a", 1000)
+    assert not d.seen("a", 999)
+    d.forget("a", 999)
+    assert not d.seen("a", 999)
+    d.forget("a", 1000)  # the highest itself can be forgotten and redelivered
+    assert not d.seen("a", 1000)
+    d.forget("a", 5)  # long gone: nothing to undo
+    d.forget("nobody", 1)
+    assert d.duplicates == 5
+
+
+def test_dedup_agrees_with_a_set_of_everything_seen():
+    import random
+
+    rng = random.Random(7)
+    d = SeqDeduper(window=64)
+    seen: set[int] = set()
+    highest = -1
+    for _ in range(5000):
+        seq = max(0, highest + rng.randint(-70, 3))
+        expected = seq in seen or seq <= highest - 64
+        assert d.seen("a", seq) is expected, seq
+        if not expected:
+            seen.add(seq)
+            highest = max(highest, seq)
+
+
+def test_dedup_memory_per_device_is_a_bitmap_not_a_set():
+    import sys
+
+    d = SeqDeduper()
+    for s in range(20_000):
+        d.seen("a", s)
+    dev = d._devices["a"]
+    assert sys.getsizeof(dev.mask) <= d.window // 8 + 64
+    assert len(d) == 1
+
+
+def test_dedup_rejects_a_window_below_one():
+    with pytest.raises(ValueError, match="window"):
+        SeqDeduper(window=0)
+
+
 def status(state: str, ts: int | None, reason: str | None = None) -> Status:
     return Status(
         "fr-000001", "fridge", state, ts, reason, "1.0", "m", 60, 600, {"variant": "freezer"}
