@@ -62,16 +62,31 @@ class DeliveryQueue:
     def __init__(self) -> None:
         self._queue: queue.SimpleQueue[Delivery] = queue.SimpleQueue()
 
-    def take(self, max_messages: int, timeout_s: float) -> list[Delivery]:
-        """Up to ``max_messages`` deliveries; waits at most ``timeout_s`` for the first one."""
+    def take(self, max_messages: int, timeout_s: float, linger_s: float = 0.0) -> list[Delivery]:
+        """Up to ``max_messages`` deliveries; waits at most ``timeout_s`` for the first one.
+
+        With ``linger_s``, once the first has come it waits up to that long for more to fill
+        the group (Kafka's ``linger.ms``): a steady trickle is processed in groups of many
+        messages rather than one by one, so each group's fixed costs (a store transaction, a
+        core step) are shared. A backlog fills the group at once, with no wait.
+        """
         out: list[Delivery] = []
         try:
             out.append(self._queue.get(timeout=timeout_s))
         except queue.Empty:
             return out
+        until = time.monotonic() + linger_s
         while len(out) < max_messages:
             try:
                 out.append(self._queue.get_nowait())
+                continue
+            except queue.Empty:
+                pass
+            wait = until - time.monotonic()
+            if wait <= 0:
+                break
+            try:
+                out.append(self._queue.get(timeout=wait))
             except queue.Empty:
                 break
         return out

@@ -34,6 +34,10 @@ from cloud.throttle import DeviceThrottle
 log = logging.getLogger(__name__)
 
 GROUP_MAX_MESSAGES = 2000
+# How long a group waits for more messages after its first: a live stream is processed in
+# groups of hundreds, not of a few (each group's store transaction and core step have a fixed
+# cost), for at most this much more latency. A backlog fills a group at once.
+GROUP_LINGER_S = 0.05
 RETRY_MAX_S = 30.0
 TICK_INTERVAL_MS = 30_000  # how often overdue tickets are looked for
 
@@ -143,7 +147,9 @@ class CloudService:
         backoff_s = 0.5
         while not self._stop.is_set():
             if not pending:
-                pending = self.subscriber.take(GROUP_MAX_MESSAGES, timeout_s=0.1)
+                pending = self.subscriber.take(
+                    GROUP_MAX_MESSAGES, timeout_s=0.1, linger_s=GROUP_LINGER_S
+                )
                 if not pending:
                     continue
             self._busy.set()

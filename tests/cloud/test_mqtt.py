@@ -80,3 +80,46 @@ def test_unacknowledged_messages_come_back_after_a_reconnect(broker, receiver):
         assert sorted(int(d.message.payload) for d in redelivered) == list(range(5, 20))
     finally:
         again.stop()
+
+
+def _delivery(i: int) -> Delivery:
+    from cloud.messages import RawMessage
+
+    return Delivery(RawMessage(f"t/{i}", b"", 0), i, 1)
+
+
+def test_take_lingers_to_fill_a_group_from_a_trickle():
+    import threading
+
+    from cloud.mqtt import DeliveryQueue
+
+    q = DeliveryQueue()
+    started = threading.Event()
+
+    def trickle() -> None:
+        for i in range(10):
+            q._queue.put(_delivery(i))
+            started.set()
+            time.sleep(0.01)
+
+    t = threading.Thread(target=trickle)
+    t.start()
+    started.wait(5)
+    group = q.take(10, timeout_s=5, linger_s=30)  # returns as soon as the group is full
+    t.join()
+    assert [d.mid for d in group] == list(range(10))
+
+    for i in range(3):
+        q._queue.put(_delivery(i))
+    assert [d.mid for d in q.take(10, timeout_s=1, linger_s=0.05)] == [0, 1, 2]  # linger ends
+    assert q.take(10, timeout_s=0.01, linger_s=5) == []  # nothing came: no linger
+
+
+def test_take_without_linger_returns_what_is_there():
+    from cloud.mqtt import DeliveryQueue
+
+    q = DeliveryQueue()
+    for i in range(5):
+        q._queue.put(_delivery(i))
+    assert [d.mid for d in q.take(3, timeout_s=1)] == [0, 1, 2]
+    assert [d.mid for d in q.take(10, timeout_s=1)] == [3, 4]
