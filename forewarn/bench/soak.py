@@ -1,12 +1,15 @@
 """``forewarn bench soak``: the whole cloud at half its measured ingest rate for a long time.
 
 First a short ``bench ingest`` drain measures what ingest can take on this machine (the
-baseline); then a paced publisher feeds a private Mosquitto at half that rate for ``--minutes``
-while the cloud service (receiver process, pipeline, stores, outbox relay, snapshots) runs as
-in production. Every few seconds the soak samples the resident memory of the cloud (this
-process and its receiver child) and of the broker, and the lag (messages published but not yet
-processed). Memory growth is measured from the end of a warm-up (a fifth of the run) to the
-end: caches and the first snapshot are allowed to fill first. Target: growth under 10 %.
+baseline); then a paced publisher, in a process of its own, feeds a private Mosquitto at half
+that rate for ``--minutes`` while the cloud service (receiver process, pipeline, stores, outbox
+relay, snapshots) runs as in production. The cloud's clock follows the data time of the newest
+reading published, which runs faster than the wall clock (each message carries ten minutes).
+Every few seconds the soak samples the resident memory of the cloud (this process and its
+receiver child) and of the broker, and the lag (messages the broker has acknowledged to the
+publisher but the cloud has not yet processed). Memory growth is measured from the end of a
+warm-up (a fifth of the run) to the end: caches and the first snapshot are allowed to fill
+first. Target: growth under 10 %.
 
 Resident memory is read from ``/proc`` (Linux).
 """
@@ -26,6 +29,7 @@ from forewarn.argtypes import positive_float, positive_int
 
 HELP = "memory growth and lag of the cloud at half its measured ingest rate (--minutes 10)"
 SAMPLE_EVERY_S = 5.0
+INFLIGHT = 1000  # the publisher's unacknowledged messages at most
 WARMUP_SHARE = 0.2
 
 
@@ -95,9 +99,66 @@ class _Feed:
         return f"forewarn/v1/fridge/{dev}/telemetry", self._dumps(body)
 
 
-def run_soak(minutes: float, devices: int, rows: int, rate: float | None) -> dict[str, Any]:
+def _publish(
+    host: str,
+    port: int,
+    shape: tuple[int, int, int],
+    rate: float,
+    duration_s: float,
+    sent: Any,
+    newest: Any,
+) -> None:  # pragma: no cover - runs in the publisher process
+    """Publish a :class:`_Feed` of ``shape`` (devices, rows, start) at ``rate`` msgs/s for
+    ``duration_s``; share progress through ``sent`` (messages the broker has acknowledged,
+    so holds for the cloud) and ``newest`` (data time of the newest reading published).
+
+    A message handed to paho is not yet on the broker. The publisher keeps at most
+    :data:`INFLIGHT` unacknowledged, so if the broker cannot keep the pace the achieved rate
+    says so; only acknowledged messages count, and the publisher waits for the
+    last acknowledgement before it disconnects, so the soak never counts a message the cloud
+    could not have received.
+    """
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion
+
+    feed = _Feed(*shape)
+    newest.value = feed.newest_ms
+    acked = 0
+
+    def on_publish(c: mqtt.Client, u: object, mid: int, rc: object, p: object) -> None:
+        nonlocal acked
+        acked += 1
+
+    publisher = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="soak-publisher")
+    publisher.max_inflight_messages_set(INFLIGHT)
+    publisher.on_publish = on_publish
+    publisher.connect(host, port)
+    publisher.loop_start()
+    started = time.monotonic()
+    try:
+        while (elapsed := time.monotonic() - started) < duration_s:
+            # Never more in flight than paho's window: beyond it paho queues messages and
+            # looks through that queue on every acknowledgement (slower the more it holds).
+            due = min(int(elapsed * rate) - feed.sent, INFLIGHT - (feed.sent - acked))
+            for _ in range(max(0, due)):
+                topic, body = feed.next()
+                # The cloud's clock first, so that no reading arrives "from the future".
+                newest.value = feed.newest_ms
+                publisher.publish(topic, body, qos=1)
+            sent.value = acked
+            time.sleep(0.01)
+        deadline = time.monotonic() + 120
+        while acked < feed.sent and time.monotonic() < deadline:
+            sent.value = acked
+            time.sleep(0.05)
+    finally:
+        publisher.disconnect()
+        publisher.loop_stop()
+        sent.value = acked
+
+
+def run_soak(minutes: float, devices: int, rows: int, rate: float | None) -> dict[str, Any]:
+    import multiprocessing as mp
 
     from cloud.config import load_settings
     from cloud.service import CloudService
@@ -109,19 +170,24 @@ def run_soak(minutes: float, devices: int, rows: int, rate: float | None) -> dic
         measured = float(run_ingest_bench(messages=5000, rows=rows, repeats=1)["msgs_per_s"])
         rate = measured / 2
     duration_s = minutes * 60.0
-    feed = _Feed(devices, rows, time.time_ns() // 1_000_000 - 20 * 86_400_000)
+    shape = (devices, rows, time.time_ns() // 1_000_000 - 20 * 86_400_000)
+    ctx = mp.get_context("spawn")  # a process of its own: devices are not in the cloud's GIL
+    sent = ctx.Value("q", 0)
+    newest = ctx.Value("q", shape[2])
     with tempfile.TemporaryDirectory(prefix="forewarn-soak-") as tmp:
         broker = MosquittoProcess(data_dir=Path(tmp) / "broker")
         broker.start()
         service = CloudService(
             load_settings(data_dir=Path(tmp) / "cloud", mqtt_url=broker.url),
-            clock_ms=lambda: feed.newest_ms,
+            clock_ms=lambda: int(newest.value),
         )
         service.start()
-        publisher = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="soak-publisher")
-        publisher.max_inflight_messages_set(1000)
-        publisher.connect(broker.host, broker.port)
-        publisher.loop_start()
+        publisher = ctx.Process(
+            target=_publish,
+            args=(broker.host, broker.port, shape, rate, duration_s, sent, newest),
+            name="forewarn-soak-publisher",
+            daemon=True,
+        )
         samples: list[tuple[float, int, int, int]] = []  # (t, cloud KiB, broker KiB, backlog)
         stop = threading.Event()
         broker_pid = broker.pid
@@ -130,37 +196,36 @@ def run_soak(minutes: float, devices: int, rows: int, rate: float | None) -> dic
         def sample() -> None:
             t0 = time.monotonic()
             while not stop.wait(SAMPLE_EVERY_S):
-                cloud_kib = _rss_kib(me) + sum(
-                    _rss_kib(c) for c in _children(me) if c != broker_pid
-                )
-                backlog = feed.sent - int(service.pipeline.counters.messages)
+                skip = {broker_pid, publisher.pid}
+                cloud_kib = _rss_kib(me) + sum(_rss_kib(c) for c in _children(me) if c not in skip)
+                backlog = int(sent.value) - int(service.pipeline.counters.messages)
                 samples.append(
                     (time.monotonic() - t0, cloud_kib, _rss_kib(broker_pid or 0), backlog)
                 )
 
+        publisher.start()
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
         started = time.monotonic()
         try:
-            while (elapsed := time.monotonic() - started) < duration_s:
-                due = int(elapsed * rate) - feed.sent
-                for _ in range(max(0, due)):
-                    topic, body = feed.next()
-                    publisher.publish(topic, body, qos=1)
-                time.sleep(0.01)
-            deadline = time.monotonic() + 120
-            while service.pipeline.counters.messages < feed.sent and time.monotonic() < deadline:
+            publisher.join(duration_s + 240)  # the pace, the last acknowledgements, start-up
+            if publisher.exitcode != 0:
+                raise RuntimeError(f"the soak publisher failed (exit code {publisher.exitcode})")
+            ended = time.monotonic()
+            deadline = ended + 120
+            while service.pipeline.counters.messages < sent.value and time.monotonic() < deadline:
                 time.sleep(0.05)
-            drained_s = time.monotonic() - started - duration_s
+            drained_s = time.monotonic() - ended
+            duration_s = ended - started
         finally:
             stop.set()
             sampler.join(timeout=10)
-            publisher.disconnect()
-            publisher.loop_stop()
+            if publisher.is_alive():
+                publisher.kill()
             stats = service.stats()
             service.stop()
             broker.close()
-    return _figures(samples, feed.sent, duration_s, rate, measured, drained_s, stats)
+    return _figures(samples, int(sent.value), duration_s, rate, measured, drained_s, stats)
 
 
 def _figures(
