@@ -99,3 +99,17 @@ def test_raw_publisher_notices_the_broker_going_away():
     with pytest.raises(ConnectionError, match="closed"):
         pub.publish_many([feed.next()])
     pub.close()
+
+
+def test_a_short_soak_processes_every_acknowledged_message():
+    from forewarn.bench.soak import run_soak
+
+    out = run_soak(minutes=0.15, devices=20, rows=2, rate=200.0)
+    assert out["messages"] > 0
+    assert out["processed"] == out["messages"]  # nothing published is left behind
+    assert out["readings_stored"] == 2 * out["messages"]
+    assert out["rejected_messages"] == 0  # the cloud's clock never trails the data
+    assert out["samples"] >= 1
+    assert out["cloud_rss_end_mib"] > 0
+    assert out["broker_rss_end_mib"] > 0
+    assert out["measured_ingest_msgs_per_s"] is None  # the rate was given
