@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
@@ -32,6 +33,14 @@ class Settings(BaseSettings):
     )
     mqtt_tls_ca: Path | None = Field(
         default=None, description="CA file for mqtts:// (default: the system's CAs)"
+    )
+    mqtt_tls_cert: Path | None = Field(
+        default=None,
+        description="client certificate (PEM) for brokers that require one; needs mqtts:// "
+        "and FOREWARN_MQTT_TLS_KEY",
+    )
+    mqtt_tls_key: Path | None = Field(
+        default=None, description="private key (PEM, unencrypted) of FOREWARN_MQTT_TLS_CERT"
     )
     ingest_receiver: Literal["process", "thread"] = Field(
         default="process",
@@ -101,6 +110,28 @@ class Settings(BaseSettings):
             if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
                 raise ValueError("must look like smtp://host:port (or smtps:// for TLS)")
         return v
+
+    @model_validator(mode="after")
+    def _client_certificate(self) -> Settings:
+        cert, key = self.mqtt_tls_cert, self.mqtt_tls_key
+        if cert is None and key is None:
+            return self
+        if cert is None or key is None:
+            raise ValueError(
+                "FOREWARN_MQTT_TLS_CERT and FOREWARN_MQTT_TLS_KEY go together: set both or neither"
+            )
+        if urlsplit(self.mqtt_url).scheme != "mqtts":
+            raise ValueError("a client certificate needs TLS: FOREWARN_MQTT_URL=mqtts://host:port")
+        for name, path in (("FOREWARN_MQTT_TLS_CERT", cert), ("FOREWARN_MQTT_TLS_KEY", key)):
+            if not path.is_file():
+                raise ValueError(f"{name}: {path} does not exist or is not a file")
+        try:  # the pair is checked now, not in the receiver process at the first connection
+            ssl.create_default_context().load_cert_chain(str(cert), str(key))
+        except (OSError, ssl.SSLError) as exc:
+            raise ValueError(
+                f"FOREWARN_MQTT_TLS_CERT and FOREWARN_MQTT_TLS_KEY cannot be used together: {exc}"
+            ) from exc
+        return self
 
     @model_validator(mode="after")
     def _secrets(self) -> Settings:

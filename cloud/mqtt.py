@@ -113,8 +113,11 @@ class IngestSubscriber(DeliveryQueue):
         clock_ms: Callable[[], int] = wall_clock_ms,
         clean_start: bool = False,
         tls_ca: str | None = None,
+        tls_cert: str | None = None,
+        tls_key: str | None = None,
     ) -> None:
-        """``tls_ca``: speak TLS and trust this CA file ("" trusts the system's CAs)."""
+        """``tls_ca``: speak TLS and trust this CA file ("" trusts the system's CAs);
+        ``tls_cert`` and ``tls_key``: present this client certificate."""
         super().__init__()
         self.host, self.port = host, port
         self._clock = clock_ms
@@ -131,7 +134,7 @@ class IngestSubscriber(DeliveryQueue):
         if username:
             self._client.username_pw_set(username, password)
         if tls_ca is not None:
-            self._client.tls_set(ca_certs=tls_ca or None)
+            self._client.tls_set(ca_certs=tls_ca or None, certfile=tls_cert, keyfile=tls_key)
         self._client.reconnect_delay_set(min_delay=1, max_delay=30)
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect

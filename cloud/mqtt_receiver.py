@@ -44,6 +44,8 @@ class ReceiverConfig:
     password: str | None
     clean_start: bool
     tls_ca: str | None = None  # TLS with this CA file ("" for the system's CAs); None: plain
+    tls_cert: str | None = None  # a client certificate to present (with tls_key)
+    tls_key: str | None = None
 
 
 def _child(config: ReceiverConfig, conn: Connection) -> None:  # pragma: no cover - child process
@@ -67,23 +69,37 @@ def _child(config: ReceiverConfig, conn: Connection) -> None:  # pragma: no cove
     if config.username:
         client.username_pw_set(config.username, config.password)
     if config.tls_ca is not None:
-        client.tls_set(ca_certs=config.tls_ca or None)
+        client.tls_set(
+            ca_certs=config.tls_ca or None, certfile=config.tls_cert, keyfile=config.tls_key
+        )
     send_lock = threading.Lock()
 
     def send(tag: str, value: Any) -> None:
         with send_lock:
             conn.send_bytes(pickle.dumps((tag, value), protocol=pickle.HIGHEST_PROTOCOL))
 
+    accepted = threading.Event()  # the broker has accepted a connection at least once
+
     def on_connect(c: mqtt.Client, u: object, f: object, reason: Any, p: object) -> None:
         if reason.is_failure:
             send("error", f"broker refused the ingest connection: {reason}")
             return
+        accepted.set()
         c.subscribe([(t, 1) for t in config.topics])
         send("connected", True)
 
     def on_disconnect(c: mqtt.Client, u: object, f: object, reason: Any, p: object) -> None:
         # At shutdown the parent may have closed the pipe already: nobody is left to tell.
         with contextlib.suppress(OSError):
+            if not accepted.is_set():  # closed before any CONNACK: a refusal, say so at once
+                hint = (
+                    " (does it require a client certificate?)" if config.tls_ca is not None else ""
+                )
+                send(
+                    "error",
+                    f"the MQTT broker at {config.host}:{config.port} closed the connection "
+                    f"before accepting it{hint}",
+                )
             send("connected", False)
 
     def on_message(c: mqtt.Client, u: object, msg: mqtt.MQTTMessage) -> None:
@@ -140,13 +156,16 @@ class ProcessIngestSubscriber(DeliveryQueue):
         clock_ms: Callable[[], int] = wall_clock_ms,
         clean_start: bool = False,
         tls_ca: str | None = None,
+        tls_cert: str | None = None,
+        tls_key: str | None = None,
     ) -> None:
         super().__init__()
         topics = tuple(ingest_topics(shared_group))
         self.host, self.port = host, port
         self._config = ReceiverConfig(
-            host, port, client_id, topics, username, password, clean_start, tls_ca
-        )
+            host, port, client_id, topics, username, password, clean_start, tls_ca, tls_cert,
+            tls_key,
+        )  # fmt: skip
         self._clock = clock_ms
         self.connected = threading.Event()
         self.received = 0

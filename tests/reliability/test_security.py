@@ -65,10 +65,43 @@ def make_ca(folder: Path) -> tuple[Path, Path, Path]:
         .sign(ca_key, hashes.SHA256())
     )  # fmt: skip
     pem = serialization.Encoding.PEM
+    (folder / "ca.key").write_bytes(
+        ca_key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     paths = folder / "ca.pem", folder / "broker.pem", folder / "broker.key"
     paths[0].write_bytes(ca.public_bytes(pem))
     paths[1].write_bytes(cert.public_bytes(pem))
     paths[2].write_bytes(
+        key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return paths
+
+
+def make_client_cert(folder: Path, common_name: str) -> tuple[Path, Path]:
+    """A client certificate for ``common_name`` signed by the CA :func:`make_ca` left there."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    ca = x509.load_pem_x509_certificate((folder / "ca.pem").read_bytes())
+    ca_key = serialization.load_pem_private_key((folder / "ca.key").read_bytes(), None)
+    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
+        .issuer_name(ca.subject).public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )  # fmt: skip
+    pem = serialization.Encoding.PEM
+    paths = folder / f"{common_name}.pem", folder / f"{common_name}.key"
+    paths[0].write_bytes(cert.public_bytes(pem))
+    paths[1].write_bytes(
         key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     )
     return paths
@@ -297,3 +330,72 @@ def test_provision_refuses_a_missing_key_and_bad_device_ids(
         ("fr-000001", "device"), ("fr-000002", "device"), ("forewarn_ingest", "cloud"),
     ]  # fmt: skip
     assert not (tmp_path / "b").exists()
+
+
+def test_the_cloud_presents_its_client_certificate_where_the_broker_requires_one(
+    tmp_path: Path,
+) -> None:
+    from cloud.errors import TransientError
+
+    ca, cert, key = make_ca(tmp_path)
+    cloud_cert, cloud_key = make_client_cert(tmp_path, "forewarn-cloud")
+    tls_port = free_port()
+    listener = (
+        f"\nlistener {tls_port} 127.0.0.1\ncafile {ca}\ncertfile {cert}\nkeyfile {key}\n"
+        "require_certificate true\ntls_version tlsv1.2\n"
+    )
+    url = f"mqtts://127.0.0.1:{tls_port}"
+    with MosquittoProcess(extra_config=listener) as broker:
+        refused = CloudService(
+            load_settings(data_dir=tmp_path / "without", mqtt_url=url, mqtt_tls_ca=ca)
+        )
+        with pytest.raises(TransientError, match="client certificate"):  # none, no connection
+            refused.start()
+        refused.stop()
+
+        clock = SimClock(T0_MS)
+        service = CloudService(
+            load_settings(
+                data_dir=tmp_path / "cloud", mqtt_url=url, mqtt_tls_ca=ca,
+                mqtt_tls_cert=cloud_cert, mqtt_tls_key=cloud_key,
+            ),
+            clock_ms=clock.now_ms,
+        )  # fmt: skip
+        agent = EdgeAgent(
+            AgentConfig(
+                device_id="fr-000001", kind="fridge", outbox_path=tmp_path / "a.outbox",
+                port=broker.port, batch_max_rows=2, outbox_durability="normal",
+            ),
+            clock_ms=clock.now_ms,
+        )  # fmt: skip
+        service.start()
+        try:
+            agent.start()
+            for i in range(4):
+                agent.submit(T0_MS + i * 60_000, fridge_row(i))
+            assert agent.wait_drained(20)
+            assert wait_until(lambda: service.store.rows_stored() == 4, 20)
+        finally:
+            agent.stop(graceful=False)
+            service.stop()
+
+
+def test_a_client_certificate_is_checked_at_start_up(tmp_path: Path) -> None:
+    make_ca(tmp_path)
+    cert, key = make_client_cert(tmp_path, "forewarn-cloud")
+    other_cert, _ = make_client_cert(tmp_path, "someone-else")
+    tls = {"mqtt_url": "mqtts://127.0.0.1:8883", "data_dir": tmp_path}
+    assert load_settings(**tls, mqtt_tls_cert=cert, mqtt_tls_key=key).mqtt_tls_key == key
+    with pytest.raises(ConfigError, match="set both or neither"):
+        load_settings(**tls, mqtt_tls_cert=cert)
+    with pytest.raises(ConfigError, match="needs TLS"):
+        load_settings(
+            mqtt_url="mqtt://127.0.0.1:1883", data_dir=tmp_path, mqtt_tls_cert=cert,
+            mqtt_tls_key=key,
+        )  # fmt: skip
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_settings(**tls, mqtt_tls_cert=tmp_path / "missing.pem", mqtt_tls_key=key)
+    with pytest.raises(ConfigError, match="cannot be used together"):
+        load_settings(**tls, mqtt_tls_cert=other_cert, mqtt_tls_key=key)  # not its key
+    with pytest.raises(ConfigError, match="cannot be used together"):
+        load_settings(**tls, mqtt_tls_cert=key, mqtt_tls_key=cert)  # swapped
