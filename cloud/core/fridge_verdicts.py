@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 
 from cloud.core.fridge_state import (
@@ -38,7 +36,7 @@ from cloud.core.kernels import (
     logistic,
     quantile80,
 )
-from cloud.core.types import Condition
+from cloud.core.types import Condition, column_shares
 
 
 def assess(st: FridgeState, touched: BoolArray) -> Condition:
@@ -143,32 +141,10 @@ def assess(st: FridgeState, touched: BoolArray) -> Condition:
         eta_lo_ms=lo,
         eta_hi_ms=hi,
         signals=SIGNALS,
-        contributions=shares(evidence),
+        contributions=column_shares(evidence),
         reason=reason,
         reason_names=REASONS,
     )
-
-
-def shares(evidence: Sequence[AnyFloatArray]) -> Float32Array:
-    """:func:`~cloud.core.types.normalise_contributions` of the columns ``evidence``, given one
-    signal at a time: ``out[unit, signal]``, rows summing to 1 (NaN and negative evidence count
-    as none, all-zero rows stay zero), float32.
-
-    Summing the columns one by one and writing each share once needs a single ``(n, signals)``
-    array instead of four, which at fleet scale is most of the cost of the normalisation.
-
-    >>> shares([np.array([1.0, 0.0]), np.array([3.0, np.nan])]).tolist()
-    [[0.25, 0.75], [0.0, 0.0]]
-    """
-    parts = [np.fmax(e, 0) for e in evidence]
-    total = parts[0].astype(F32)
-    for p in parts[1:]:
-        total += p
-    scale = 1 / np.where(total > 0, total, F32(1))
-    out = np.empty((total.shape[0], len(parts)), dtype=F32)
-    for j, p in enumerate(parts):
-        np.multiply(p, scale, out=out[:, j])
-    return out
 
 
 def sensor_offset(st: FridgeState, history_d: AnyFloatArray) -> tuple[Float32Array, BoolArray]:

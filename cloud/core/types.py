@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from cloud.core.kernels import AnyFloatArray, BoolArray, FloatArray, IntArray
+from cloud.core.kernels import AnyFloatArray, BoolArray, Float32Array, FloatArray, IntArray
 
 SEVERITY_NAMES = ("info", "warning", "critical")
 
@@ -64,4 +65,26 @@ def normalise_contributions(raw: AnyFloatArray) -> AnyFloatArray:
     raw = np.where(np.isnan(raw), 0, raw)
     total = raw.sum(axis=1, keepdims=True)
     out: AnyFloatArray = raw / np.where(total > 0, total, 1)
+    return out
+
+
+def column_shares(evidence: Sequence[AnyFloatArray]) -> Float32Array:
+    """:func:`normalise_contributions` of the columns ``evidence``, given one signal at a
+    time: ``out[unit, signal]``, rows summing to 1 (NaN and negative evidence count as none,
+    all-zero rows stay zero), float32.
+
+    Summing the columns one by one and writing each share once needs a single ``(n, signals)``
+    array instead of four, which at fleet scale is most of the cost of the normalisation.
+
+    >>> column_shares([np.array([1.0, 0.0]), np.array([3.0, np.nan])]).tolist()
+    [[0.25, 0.75], [0.0, 0.0]]
+    """
+    parts = [np.fmax(e, 0) for e in evidence]
+    total = parts[0].astype(np.float32)
+    for p in parts[1:]:
+        total += p
+    scale = 1 / np.where(total > 0, total, np.float32(1))
+    out = np.empty((total.shape[0], len(parts)), dtype=np.float32)
+    for j, p in enumerate(parts):
+        np.multiply(p, scale, out=out[:, j])
     return out

@@ -11,8 +11,7 @@ import pytest
 from cloud.batch import TelemetryBatch
 from cloud.core import fleet, fridge
 from cloud.core.fridge_state import REASONS
-from cloud.core.fridge_verdicts import shares
-from cloud.core.types import normalise_contributions
+from cloud.core.types import column_shares, normalise_contributions
 from cloud.decision_types import Decision
 from cloud.decisions import PolicyState, decide
 from forewarn.bench.core_loop import LoopFridge
@@ -235,7 +234,7 @@ def test_contributions_are_the_shared_normalisation_of_the_evidence() -> None:
     raw = np.stack(columns, axis=1)
     raw[10] = 0.0  # a unit with no evidence at all
     expected = normalise_contributions(raw)
-    got = shares([raw[:, j] for j in range(raw.shape[1])])
+    got = column_shares([raw[:, j] for j in range(raw.shape[1])])
     assert got.dtype == np.float32
     np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-7)
     assert (got[10] == 0).all()
