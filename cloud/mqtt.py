@@ -77,16 +77,9 @@ class DeliveryQueue:
             return out
         until = time.monotonic() + linger_s
         while len(out) < max_messages:
-            try:
-                out.append(self._queue.get_nowait())
-                continue
-            except queue.Empty:
-                pass
             wait = until - time.monotonic()
-            if wait <= 0:
-                break
             try:
-                out.append(self._queue.get(timeout=wait))
+                out.append(self._queue.get(timeout=wait) if wait > 0 else self._queue.get_nowait())
             except queue.Empty:
                 break
         return out

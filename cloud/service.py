@@ -105,8 +105,9 @@ class CloudService:
             clock_ms=clock_ms,
             client_id=settings.mqtt_client_id,
             tls_ca=tls_ca,
-            tls_cert=str(settings.mqtt_tls_cert) if tls and settings.mqtt_tls_cert else None,
-            tls_key=str(settings.mqtt_tls_key) if tls and settings.mqtt_tls_key else None,
+            # Settings allow a client certificate only with mqtts://.
+            tls_cert=str(settings.mqtt_tls_cert) if settings.mqtt_tls_cert else None,
+            tls_key=str(settings.mqtt_tls_key) if settings.mqtt_tls_key else None,
         )
         self._stop = threading.Event()
         self._busy = threading.Event()

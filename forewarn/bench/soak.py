@@ -164,14 +164,11 @@ class RawPublisher:
                 if not chunk:
                     raise ConnectionError("the broker closed the connection")
                 buf += chunk
-                whole = len(buf) - len(buf) % 4
-                for at in range(0, whole, 4):  # PUBACK: 0x40 0x02 and a packet id
-                    if buf[at] != 0x40 or buf[at + 1] != 0x02:
-                        raise ConnectionError(
-                            f"unexpected packet from the broker: {buf[at : at + 4].hex()}"
-                        )
-                self.acked += whole // 4
-                buf = buf[whole:]
+                n = len(buf) // 4  # PUBACKs: 0x40 0x02 and a packet id, 4 bytes each
+                if buf[0 : 4 * n : 4] != b"\x40" * n or buf[1 : 4 * n : 4] != b"\x02" * n:
+                    raise ConnectionError(f"unexpected packet from the broker: {buf[:16].hex()}")
+                self.acked += n
+                buf = buf[4 * n :]
         except OSError as exc:  # ConnectionError included
             self.error = str(exc) or type(exc).__name__
 
