@@ -107,6 +107,15 @@ def make_client_cert(folder: Path, common_name: str) -> tuple[Path, Path]:
     return paths
 
 
+def assert_four_readings_arrive(agent: EdgeAgent, service: CloudService) -> None:
+    """Start ``agent``, have it read four rows, and see the cloud store all four."""
+    agent.start()
+    for i in range(4):
+        agent.submit(T0_MS + i * 60_000, fridge_row(i))
+    assert agent.wait_drained(20)
+    assert wait_until(lambda: service.store.rows_stored() == 4, 20)
+
+
 @dataclass
 class Secured:
     broker: MosquittoProcess
@@ -294,11 +303,7 @@ def test_agents_and_the_cloud_speak_over_tls_with_the_test_ca(
     plain_to_tls = Client(secured.tls_port, "fr-000002", pw["fr-000002"])
     service.start()
     try:
-        agent.start()
-        for i in range(4):
-            agent.submit(T0_MS + i * 60_000, fridge_row(i))
-        assert agent.wait_drained(20)
-        assert wait_until(lambda: service.store.rows_stored() == 4, 20)
+        assert_four_readings_arrive(agent, service)
         info = service.directory.get("fr-000001")
         assert info is not None
         assert info.fw == "1.0.0"  # the birth message came through as well
@@ -370,11 +375,7 @@ def test_the_cloud_presents_its_client_certificate_where_the_broker_requires_one
         )  # fmt: skip
         service.start()
         try:
-            agent.start()
-            for i in range(4):
-                agent.submit(T0_MS + i * 60_000, fridge_row(i))
-            assert agent.wait_drained(20)
-            assert wait_until(lambda: service.store.rows_stored() == 4, 20)
+            assert_four_readings_arrive(agent, service)
         finally:
             agent.stop(graceful=False)
             service.stop()
