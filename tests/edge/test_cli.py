@@ -51,7 +51,9 @@ def test_a_csv_is_replayed_to_the_broker_and_summarised(
     assert sum(len(m.payload["ts_ms"]) for m in telemetry) == 30
     for message in telemetry:
         validate("telemetry", message.payload)
-    assert observer.of("status")[-1].payload["reason"] == "shutdown"
+    # The shutdown status follows the last telemetry: wait for it rather than race it.
+    statuses = observer.wait_for("status", lambda found: any("reason" in m.payload for m in found))
+    assert statuses[-1].payload["reason"] == "shutdown"
     summary = capsys.readouterr().out
     assert "30 readings" in summary
     assert "4 acknowledged" in summary
