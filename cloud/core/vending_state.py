@@ -54,8 +54,15 @@ DEMAND_SHAPE_PER_DAY: Final = 1.0
 FLEET_PRIOR_H: Final = 96.0  # pseudo-hours of the fleet's mean in each machine's mean
 VISIT_DELAY_H: Final = 4  # the earliest a driver arrives; the pick list covers these sales
 FORECAST_HOURS: Final = 2 * HOURS_PER_WEEK
-# Failed vends in a row at one slot, with stock left and no other slot failing: a jam.
+# Failed vends in a row at one slot, with stock left and no other slot failing: a jam. A
+# payment reader that starts to fail can decline two customers in a row at one slow slot too;
+# a jam fails every later vend at its slot, a fading reader soon declines at other slots. So two
+# are a jam once a third fails, or once the rest of the machine has sold this many items since
+# the first without a failure (counted in sales, not hours: a quiet machine gathers the evidence
+# slowly).
 JAM_AFTER_FAILS: Final = 2.0
+JAM_CONFIRM_FAILS: Final = 3.0
+JAM_CONFIRM_SALES: Final = 12.0
 TAU_FAILS_S: Final = 7 * 86400.0  # the window in which failures at other slots are looked for
 # Expected sales without a single one that mean a silent jam. Poisson would say e^-12 ≈ 6e-6
 # for 12, but vending demand comes in bursts (a group buys together, then nobody for hours), so
@@ -95,6 +102,7 @@ class VendingState:
     sales_w: Float32Array  # forgetting sum of sales while stocked
     hours_w: Float32Array  # forgetting sum of profile-weighted hours while stocked
     jam_fails: Float32Array  # failed vends since the slot last served one
+    jam_sold: Float32Array  # the machine's sales since the first of those (0 without any)
     silent: Float32Array  # expected sales since the slot last sold, while stocked
     fail_w: Float32Array  # failed vends over the last days, forgetting
     machine_sold: Float32Array  # (n_devices,) sales over the last days, forgetting
@@ -104,7 +112,16 @@ class VendingState:
     def empty(cls) -> VendingState:
         i = np.zeros(0, dtype=np.int64)
         f = np.zeros(0, dtype=F32)
-        grids = ("stock", "capacity", "sales_w", "hours_w", "jam_fails", "silent", "fail_w")
+        grids = (
+            "stock",
+            "capacity",
+            "sales_w",
+            "hours_w",
+            "jam_fails",
+            "jam_sold",
+            "silent",
+            "fail_w",
+        )
         return cls(
             Registry(), Registry(), i, np.zeros((0, 24), F32), np.zeros((0, 24), F32),
             np.zeros((0, 7), F32), np.zeros((0, 7), F32), cabinet_c=f, warm_ms=f,
@@ -134,6 +151,7 @@ class VendingState:
             sales_w=grid(self.sales_w, 0.0),
             hours_w=grid(self.hours_w, 0.0),
             jam_fails=grid(self.jam_fails, 0.0),
+            jam_sold=grid(self.jam_sold, 0.0),
             silent=grid(self.silent, 0.0),
             fail_w=grid(self.fail_w, 0.0),
             machine_sold=grow(self.machine_sold, n_dev, 0.0),
@@ -263,7 +281,10 @@ def fold(
     st.capacity[d] = np.fmax(st.capacity[d], np.nan_to_num(stock_in, nan=0.0))
     failing = (np.nan_to_num(fails) > 0) & (np.nan_to_num(new_stock) > 0)
     fails_now = np.where(failing, np.nan_to_num(fails), 0)
-    st.jam_fails[d] = np.where(served, fails_now, st.jam_fails[d] + fails_now)
+    streak_before = (st.jam_fails[d] > 0) & ~served
+    jam_fails = np.where(served, fails_now, st.jam_fails[d] + fails_now)
+    st.jam_fails[d] = jam_fails
+    st.jam_sold[d] = np.where(streak_before, st.jam_sold[d] + total[:, None], 0) * (jam_fails > 0)
     keep_f = (1 - ewm_alpha(dt_s, TAU_FAILS_S))[:, None]
     st.fail_w[d] = st.fail_w[d] * keep_f + np.where(np.isnan(fails), 0, fails)
     st.cabinet_c[d] = ewm_update(st.cabinet_c[d], cab_in, ewm_alpha(dt_s, TAU_CABINET_S))

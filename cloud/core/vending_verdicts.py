@@ -21,6 +21,8 @@ from cloud.core.vending_state import (
     FAILED_SLOT,
     FORECAST_HOURS,
     JAM_AFTER_FAILS,
+    JAM_CONFIRM_FAILS,
+    JAM_CONFIRM_SALES,
     JAM_EXPECTED_SALES,
     JAM_FAULT,
     MACHINE_P_VALUE,
@@ -187,7 +189,8 @@ def assess_jams(st: VendingState, touched: BoolArray) -> Condition:
     silent = st.silent[d, c].astype(np.float64)
     # Failed vends at one slot are a jam; at several slots at once, the machine (payment).
     alone = failing_slots(st)[d] <= 1
-    by_fails = (fails >= JAM_AFTER_FAILS) & alone
+    confirmed = (fails >= JAM_CONFIRM_FAILS) | (st.jam_sold[d, c] >= JAM_CONFIRM_SALES)
+    by_fails = (fails >= JAM_AFTER_FAILS) & confirmed & alone
     selling = machine_ratio(st)[d] >= SELLING_RATIO  # the rest of the machine still sells
     by_silence = (silent >= JAM_EXPECTED_SALES) & selling & alone
     active = by_fails | by_silence

@@ -237,6 +237,48 @@ def test_jammed_coil_is_found_from_failed_vends_with_stock_left():
     assert jams[0].fault == "vending.jammed_coil.A2"
 
 
+def two_failed_vends_at_a2(later_fail_at_a1_h: float | None = None):
+    """A slow slot A2 fails two vends an hour apart on day 1 and is not tried again; A1 sells
+    on, and fails one vend ``later_fail_at_a1_h`` hours after A2's first when given."""
+    ts, cols = vending_rows(4)
+    first = T0 + DAY
+    cols["slot.A2.vends"] = np.zeros(ts.size)
+    cols["slot.A2.fails"] = np.where((ts == first) | (ts == first + 6 * STEP), 1.0, 0.0)
+    if later_fail_at_a1_h is not None:
+        at = first + int(later_fail_at_a1_h * 6) * STEP
+        cols["slot.A1.fails"] = np.where(ts == at, 1.0, 0.0)
+    return first, ts, cols
+
+
+def test_two_failed_vends_are_a_jam_once_the_rest_of_the_machine_has_sold_a_dozen():
+    first, ts, cols = two_failed_vends_at_a2()
+    _, decisions = run("vending", ts, cols)
+    jams = [d for d in decisions if d.fault.startswith("vending.jammed_coil")]
+    assert [d.fault for d in jams] == ["vending.jammed_coil.A2"]
+    # not at the second failure (a payment reader starting to fail can decline two in a row),
+    # but within the message in which A1 sells its twelfth item since the first
+    sold_after = np.cumsum(np.where(ts > first, cols["slot.A1.vends"], 0))
+    twelfth = ts[np.argmax(sold_after >= 12)]
+    assert twelfth > first + 6 * STEP
+    assert twelfth <= jams[0].ts_ms < twelfth + 6 * STEP
+
+
+def test_a_third_failed_vend_confirms_a_jam_at_once():
+    first, ts, cols = two_failed_vends_at_a2()
+    third = first + 18 * STEP  # three hours after the first
+    cols["slot.A2.fails"] = np.where(ts == third, 1.0, cols["slot.A2.fails"])
+    _, decisions = run("vending", ts, cols)
+    jams = [d for d in decisions if d.fault.startswith("vending.jammed_coil")]
+    assert len(jams) == 1
+    assert third <= jams[0].ts_ms <= third + 6 * STEP  # within the message that carries it
+
+
+def test_two_failed_vends_followed_by_a_failure_at_another_slot_are_not_a_jam():
+    _, ts, cols = two_failed_vends_at_a2(later_fail_at_a1_h=12)
+    _, decisions = run("vending", ts, cols)
+    assert not [d for d in decisions if d.fault.startswith("vending.jammed_coil")]
+
+
 @pytest.mark.parametrize("kind", ["fridge", "tyres", "vending"])
 def test_devices_appearing_later_grow_the_state(kind):
     ts, cols = {
