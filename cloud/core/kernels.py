@@ -23,16 +23,56 @@ Z80 = 1.2815515655446004  # two-sided 80 % interval of a normal
 F32 = np.float32
 
 
-def ewm_alpha(dt_s: AnyFloatArray, tau_s: float) -> AnyFloatArray:
+# Integer type of the same width, for :func:`select`'s bit masks.
+_SAME_WIDTH_INT: dict[int, type[np.signedinteger[Any]]] = {
+    1: np.int8,
+    2: np.int16,
+    4: np.int32,
+    8: np.int64,
+}
+
+
+def select(mask: BoolArray | bool, a: Any, b: Any) -> npt.NDArray[Any]:
+    """``np.where(mask, a, b)``, bit for bit, at the same cost whatever the mask.
+
+    ``np.where`` branches per element: with a mask that changes from one element to the next
+    (compressor on or off, a channel read or not) the mispredictions make it about 9 times
+    slower than with a uniform mask (350 µs against 40 µs for 100,000 float32). Here the bits
+    are picked with integer masks instead, ``b ^ ((a ^ b) & m)`` with ``m`` all ones where
+    ``mask`` holds, which costs four cheap passes for any mask. The result dtype and value are
+    ``np.where``'s (NaN payloads and signed zeros included); dtypes other than float, integer
+    and bool fall back to ``np.where``.
+
+    >>> select(np.array([True, False, True]), np.array([1.0, 2.0, -0.0]), np.nan)
+    array([ 1., nan, -0.])
+    """
+    dtype = np.result_type(a, b)
+    ints = _SAME_WIDTH_INT.get(dtype.itemsize)
+    if ints is None or dtype.kind not in "fiub":
+        out: npt.NDArray[Any] = np.where(mask, a, b)
+        return out
+    bits_a = np.asarray(a, dtype=dtype).view(ints)
+    bits_b = np.asarray(b, dtype=dtype).view(ints)
+    ones = np.negative(np.asarray(mask, dtype=np.bool_).view(np.int8), dtype=ints)  # 0 or -1
+    picked = np.bitwise_and(np.bitwise_xor(bits_a, bits_b), ones)
+    picked ^= bits_b
+    return picked.view(dtype)
+
+
+def ewm_alpha(
+    dt_s: AnyFloatArray, tau_s: float, *, nonnegative: bool = False
+) -> AnyFloatArray:
     """Weight of a new sample in an exponentially weighted mean after ``dt_s`` seconds.
 
     Irregular sampling is handled by the time constant: a sample after a long gap weighs more.
-    The result has the dtype of ``dt_s``.
+    The result has the dtype of ``dt_s``. A caller whose ``dt_s`` cannot be negative or NaN
+    says so with ``nonnegative`` and saves the clamp (the result is the same).
 
     >>> float(ewm_alpha(np.array([0.0]), 60.0)[0])
     0.0
     """
-    out: AnyFloatArray = -np.expm1(np.maximum(dt_s, 0) * (-1.0 / tau_s))
+    dt = dt_s if nonnegative else np.maximum(dt_s, 0)
+    out: AnyFloatArray = -np.expm1(dt * (-1.0 / tau_s))
     return out
 
 
@@ -43,8 +83,8 @@ def ewm_update(level: AnyFloatArray, x: AnyFloatArray, alpha: AnyFloatArray) -> 
     array([2., 2., 1.])
     """
     moved = level + alpha * (x - level)
-    out = np.where(np.isnan(level), x, moved)
-    result: AnyFloatArray = np.where(np.isnan(x), level, out)
+    out = select(np.isnan(level), x, moved)
+    result: AnyFloatArray = select(np.isnan(x), level, out)
     return result
 
 
@@ -123,9 +163,9 @@ class Trend:
         wi = ok.astype(self.w.dtype)
         w_old = self.w[rows] * decay
         w_new = w_old + wi
-        share = np.where(wi > 0, wi / np.maximum(w_new, 1e-30), 0).astype(self.w.dtype)
-        dx = np.where(ok, x - self.mx[rows], 0)
-        dy = np.where(ok, y - self.my[rows], 0)
+        share = select(wi > 0, wi / np.maximum(w_new, 1e-30), 0).astype(self.w.dtype)
+        dx = select(ok, x - self.mx[rows], 0)
+        dy = select(ok, y - self.my[rows], 0)
         # Co-moments update with the deviation before and after the mean moves.
         keep = 1 - share
         self.cxx[rows] = self.cxx[rows] * decay + wi * dx * dx * keep
@@ -143,11 +183,11 @@ class Trend:
         w, cxx = self.w, self.cxx
         good = (w > min_weight) & (cxx > 1e-9 * np.maximum(w, 1))
         with np.errstate(divide="ignore", invalid="ignore"):
-            slope = np.where(good, self.cxy / cxx, np.nan).astype(w.dtype, copy=False)
+            slope = select(good, self.cxy / cxx, np.nan).astype(w.dtype, copy=False)
             level = self.my + slope * (x_now - self.mx)
             sse = np.maximum(self.cyy - slope * self.cxy, 0)
             var = sse / np.maximum(w - 2, 1e-9)
-            se = np.where(good, np.sqrt(var / cxx), np.nan).astype(w.dtype, copy=False)
+            se = select(good, np.sqrt(var / cxx), np.nan).astype(w.dtype, copy=False)
         return TrendFit(level, slope, se, w)
 
 
