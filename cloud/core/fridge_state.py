@@ -18,6 +18,7 @@ from cloud.core.kernels import (
     Trend,
     ewm_alpha,
     ewm_update,
+    select,
 )
 from cloud.core.registry import Registry, grow
 
@@ -241,61 +242,63 @@ def fold(st: FridgeState, d: Rows, t: IntArray, x: Float32Array) -> None:
     """Fold one reading per listed fridge into ``st`` (a private copy), in place."""
     cab, evap, amb, on, amps, door, defrost, mains = np.ascontiguousarray(x.T)
     last = st.last_ts_ms[d]
-    dt_ms = np.where(last >= 0, t - last, 0).astype(F32)
+    dt_ms = select(last >= 0, t - last, 0).astype(F32)
+    # Rows come in time order (update() folds fresh rows only, round by round), so dt_s is never
+    # negative and the weights below skip ewm_alpha's clamp.
     dt_s = dt_ms * F32(1e-3)
-    st.origin_ms[d] = np.where(st.origin_ms[d] < 0, t, st.origin_ms[d])
-    a_fast = ewm_alpha(dt_s, TAU_FAST_S)
-    a_base = ewm_alpha(dt_s, TAU_BASE_S)
+    st.origin_ms[d] = select(st.origin_ms[d] < 0, t, st.origin_ms[d])
+    a_fast = ewm_alpha(dt_s, TAU_FAST_S, nonnegative=True)
+    a_base = ewm_alpha(dt_s, TAU_BASE_S, nonnegative=True)
     setpoint = st.setpoint_c[d]
 
     mains_ok = ~(mains < 0.5)  # a missing mains reading is no evidence of a cut
     defrosting = defrost > 0.05
-    since_mains = np.where(mains_ok, np.minimum(st.since_mains_ms[d] + dt_ms, _CAP_MS), 0)
-    since_defrost = np.where(defrosting, 0, np.minimum(st.since_defrost_ms[d] + dt_ms, _CAP_MS))
+    since_mains = select(mains_ok, np.minimum(st.since_mains_ms[d] + dt_ms, _CAP_MS), 0)
+    since_defrost = select(defrosting, 0, np.minimum(st.since_defrost_ms[d] + dt_ms, _CAP_MS))
     st.since_mains_ms[d] = since_mains
     st.since_defrost_ms[d] = since_defrost
     settled = mains_ok & (since_mains >= PULL_DOWN_MS)
     steady = settled & (since_defrost >= AFTER_DEFROST_MS)  # neither defrost nor its pull-down
 
-    st.duty[d] = ewm_update(st.duty[d], np.where(mains_ok, on, np.nan), a_fast)
-    st.cabinet_c[d] = ewm_update(st.cabinet_c[d], cab, ewm_alpha(dt_s, TAU_CABINET_S))
+    st.duty[d] = ewm_update(st.duty[d], select(mains_ok, on, np.nan), a_fast)
+    st.cabinet_c[d] = ewm_update(st.cabinet_c[d], cab, ewm_alpha(dt_s, TAU_CABINET_S, nonnegative=True))
     drive = amb - cab
-    a_trend = ewm_alpha(dt_s, TAU_TREND_S)
-    drive_ref = ewm_update(st.drive_ref_k[d], np.where(steady, drive, np.nan), a_trend)
+    a_trend = ewm_alpha(dt_s, TAU_TREND_S, nonnegative=True)
+    drive_ref = ewm_update(st.drive_ref_k[d], select(steady, drive, np.nan), a_trend)
     st.drive_ref_k[d] = drive_ref
     warm = cab > st.limit_c[d]
-    st.above_ms[d] = np.where(settled & warm, st.above_ms[d] + dt_ms, 0)
+    st.above_ms[d] = select(settled & warm, st.above_ms[d] + dt_ms, 0)
 
     # A stopped compressor: the thermostat calls for cooling but no current flows, or (without
     # a current sensor) nothing runs while the cabinet is warm.
     no_current = (on > 0.5) & (amps < 0.2)
     idle_warm = (on < 0.05) & (cab > setpoint + WARM_EXCESS_K)
-    st.stopped_ms[d] = np.where(settled & (no_current | idle_warm), st.stopped_ms[d] + dt_ms, 0)
+    st.stopped_ms[d] = select(settled & (no_current | idle_warm), st.stopped_ms[d] + dt_ms, 0)
     running = settled & (on > 0.05) & (amps >= 0.2)
-    per_k = np.where(np.isnan(amb), 0, amb - 25) * F32(CURRENT_PER_K)
-    a_run = np.where(running, amps / (1 + per_k), np.nan)
+    per_k = select(np.isnan(amb), 0, amb - 25) * F32(CURRENT_PER_K)
+    a_run = select(running, amps / (1 + per_k), np.nan)
     # Running samples come only at the duty's rate: per sample, the weight of one that follows
     # ``dt / duty`` seconds of wall time keeps the time constants in wall time at any duty.
     amps_fast = ewm_update(
-        st.current_a[d], a_run, ewm_alpha(dt_s / np.fmax(st.duty[d], MIN_DUTY), TAU_RUN_S)
+        st.current_a[d], a_run, ewm_alpha(dt_s / np.fmax(st.duty[d], MIN_DUTY), TAU_RUN_S, nonnegative=True)
     )
     st.current_a[d] = amps_fast
     base = st.current_base_a[d]
-    learn = np.where(~(amps_fast / base >= WEAR_LEARN_RATIO), a_run, np.nan)  # NaN: learning
+    learn = select(~(amps_fast / base >= WEAR_LEARN_RATIO), a_run, np.nan)  # NaN: learning
     st.current_base_a[d] = ewm_update(base, learn, a_base)  # never learn from worn readings
 
     gap = cab - evap
-    delta = np.where(steady & (on > 0.5) & ~(amps < 0.2), gap, np.nan)
+    delta = select(steady & (on > 0.5) & ~(amps < 0.2), gap, np.nan)
     delta_fast = ewm_update(st.evap_delta_k[d], delta, a_fast)
     st.evap_delta_k[d] = delta_fast
     evap_base = st.evap_base_k[d]
     healthy = ~(delta_fast / evap_base <= 0.95)
-    st.evap_base_k[d] = ewm_update(evap_base, np.where(healthy, delta, np.nan), a_base)
+    st.evap_base_k[d] = ewm_update(evap_base, select(healthy, delta, np.nan), a_base)
 
     # The idle gap: whole samples with the compressor at rest and the door shut (an opening
     # bumps the reading, not the coil), outside defrosts and their pull-down.
-    idle = np.where(steady & (on <= 0) & ~(door > 0), gap, np.nan)
-    a_idle = ewm_alpha(dt_s, TAU_IDLE_S)
+    idle = select(steady & (on <= 0) & ~(door > 0), gap, np.nan)
+    a_idle = ewm_alpha(dt_s, TAU_IDLE_S, nonnegative=True)
     idle_fast = ewm_update(st.idle_delta_k[d], idle, a_idle)
     st.idle_delta_k[d] = idle_fast
     st.idle_slow_k[d] = ewm_update(st.idle_slow_k[d], idle, a_fast)
@@ -304,39 +307,39 @@ def fold(st: FridgeState, d: Rows, t: IntArray, x: Float32Array) -> None:
     young = age_ms < YOUNG_MS
     keep = young | ~(np.abs(idle_fast - idle_base) > DRIFT_LEARN_K)  # never learn a drift
     st.idle_base_k[d] = ewm_update(
-        idle_base, np.where(keep, idle, np.nan), np.where(young, a_idle, a_base)
+        idle_base, select(keep, idle, np.nan), select(young, a_idle, a_base)
     )
 
     # Pull-down: from the end of a disturbance (defrost, long door opening, mains back) until
     # the cabinet is back near its setpoint; each finished recovery is one observation.
     disturbed = defrosting | (door > LONG_DOOR_S) | ~mains_ok
     rec = st.recover_ms[d]
-    rec = np.where(disturbed, 0, rec + dt_ms)
+    rec = select(disturbed, 0, rec + dt_ms)
     done = ~disturbed & (cab <= setpoint + PULL_DOWN_BAND_K) & ~np.isnan(rec)
-    minutes = np.where(done, rec / F32(60_000.0), np.nan)
-    pd_fast = ewm_update(st.pull_down_min[d], minutes, np.full_like(minutes, PULL_DOWN_ALPHA))
+    minutes = select(done, rec / F32(60_000.0), np.nan)
+    pd_fast = ewm_update(st.pull_down_min[d], minutes, F32(PULL_DOWN_ALPHA))
     st.pull_down_min[d] = pd_fast
     pd_base = st.pull_down_base_min[d]
-    pd_learn = np.where(~(pd_fast / np.maximum(pd_base, 1) >= 1.3), minutes, np.nan)
+    pd_learn = select(~(pd_fast / np.maximum(pd_base, 1) >= 1.3), minutes, np.nan)
     st.pull_down_base_min[d] = ewm_update(
-        pd_base, pd_learn, np.full_like(minutes, PULL_DOWN_BASE_ALPHA)
+        pd_base, pd_learn, F32(PULL_DOWN_BASE_ALPHA)
     )
-    st.recover_ms[d] = np.where(done, np.nan, rec)
+    st.recover_ms[d] = select(done, np.nan, rec)
 
-    is_warm = np.where(steady, (cab > setpoint + WARM_EXCESS_K).astype(F32), np.nan)
-    a_day = ewm_alpha(dt_s, TAU_RECENT_S)  # TAU_EXCURSION_S too
+    is_warm = select(steady, (cab > setpoint + WARM_EXCESS_K).astype(F32), np.nan)
+    a_day = ewm_alpha(dt_s, TAU_RECENT_S, nonnegative=True)  # TAU_EXCURSION_S too
     st.excursion[d] = ewm_update(st.excursion[d], is_warm, a_day)
 
     # The trend input: duty scaled to the device's typical load, so a warm week does not look
     # like a failing compressor (without an ambient sensor the duty is taken as it is).
     load_factor = drive_ref / np.maximum(drive, MIN_DRIVE_K)
-    load_factor = np.where(np.isnan(load_factor), 1, load_factor)
-    y = np.where(steady, on * load_factor, np.nan)
+    load_factor = select(np.isnan(load_factor), 1, load_factor)
+    y = select(steady, on * load_factor, np.nan)
     x_days = (age_ms / MS_PER_DAY).astype(F32)
     st.trend.fold(d, x_days, y, 1 - a_trend)
     st.recent.fold(d, x_days, y, 1 - a_day)
     # A sensor that reads exactly the same for hours while the compressor cycles is stuck.
     same = np.abs(cab - st.last_cab_c[d]) < 1e-4
-    st.unchanged_ms[d] = np.where(same, np.minimum(st.unchanged_ms[d] + dt_ms, _CAP_MS), 0)
-    st.last_cab_c[d] = np.where(np.isnan(cab), st.last_cab_c[d], cab)
+    st.unchanged_ms[d] = select(same, np.minimum(st.unchanged_ms[d] + dt_ms, _CAP_MS), 0)
+    st.last_cab_c[d] = select(np.isnan(cab), st.last_cab_c[d], cab)
     st.last_ts_ms[d] = t
