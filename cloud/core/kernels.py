@@ -53,10 +53,10 @@ def select(mask: BoolArray | bool, a: Any, b: Any) -> npt.NDArray[Any]:
     pick = np.asarray(mask, dtype=np.bool_)
     bits_b = np.asarray(b, dtype=dtype).view(ints)
     picked = np.bitwise_xor(np.asarray(a, dtype=dtype).view(ints), bits_b)
-    if np.broadcast_shapes(picked.shape, pick.shape) == picked.shape:
+    if picked.shape == pick.shape:
         picked *= pick  # a ^ b where the mask holds, 0 elsewhere
     else:
-        picked = picked * pick
+        picked = picked * pick  # broadcasts
     picked ^= bits_b
     return picked.view(dtype)
 
