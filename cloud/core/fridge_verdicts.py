@@ -35,6 +35,7 @@ from cloud.core.kernels import (
     Trend,
     logistic,
     quantile80,
+    select,
 )
 from cloud.core.types import Condition, column_shares
 
@@ -51,11 +52,11 @@ def assess(st: FridgeState, touched: BoolArray) -> Condition:
     slope, se = fit.slope, fit.slope_se
     with np.errstate(divide="ignore", invalid="ignore"):
         t_stat = slope / se
-        t_stat = np.where(np.isnan(t_stat), 0, t_stat)
+        t_stat = select(np.isnan(t_stat), 0, t_stat)
         ratio = _or_one(st.current_a / st.current_base_a)
         pd_ratio = _or_one(st.pull_down_min / np.maximum(st.pull_down_base_min, 1))
         evap_ratio = _or_one(st.evap_delta_k / st.evap_base_k)
-    history_d = np.where(st.origin_ms >= 0, x_now, 0)
+    history_d = select(st.origin_ms >= 0, x_now, 0)
     rising = (
         (slope > MIN_SLOPE_PER_DAY)
         & (t_stat > MIN_T_STAT)
@@ -68,7 +69,7 @@ def assess(st: FridgeState, touched: BoolArray) -> Condition:
     trending[cand] = cand_days[:, 0] < HORIZON_DAYS
     wearing = (ratio > WEAR_RATIO) & (history_d >= 1.0)
     excess = st.cabinet_c - st.setpoint_c
-    excess = np.where(np.isnan(excess), 0, excess)
+    excess = select(np.isnan(excess), 0, excess)
     saturated = (st.duty > 0.93) & (excess > 1.5) & (st.since_mains_ms > 0)
     stopped = st.stopped_ms >= STOPPED_AFTER_MS
     failing = st.above_ms >= st.limit_ms
@@ -98,7 +99,7 @@ def assess(st: FridgeState, touched: BoolArray) -> Condition:
             eta[w], lo[w], hi[w] = _drift_eta(st, w, offset_k[w])
 
     positive_t = np.maximum(t_stat, 0)
-    excursion = np.where(np.isnan(st.excursion), 0, st.excursion)
+    excursion = select(np.isnan(st.excursion), 0, st.excursion)
     # Below the alarm: a graded health score from the duty trend and the supporting features.
     health = logistic(
         0.5 * (positive_t - MIN_T_STAT)
@@ -155,7 +156,7 @@ def sensor_offset(st: FridgeState, history_d: AnyFloatArray) -> tuple[Float32Arr
     own level by the sensor's offset. A fridge needs a day of history first.
     """
     offset = st.idle_delta_k - st.idle_base_k
-    offset = np.where(np.isnan(offset), 0, offset)
+    offset = select(np.isnan(offset), 0, offset)
     drifting = (np.abs(offset) > DRIFT_K) & (history_d >= 1.0) & (st.since_mains_ms > 0)
     return offset, drifting
 
@@ -196,7 +197,7 @@ def _sub(trend: Trend, u: IntArray) -> Trend:
 
 
 def _or_one(ratio: AnyFloatArray) -> AnyFloatArray:
-    out: AnyFloatArray = np.where(np.isnan(ratio), 1, ratio)
+    out: AnyFloatArray = select(np.isnan(ratio), 1, ratio)
     return out
 
 

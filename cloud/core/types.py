@@ -7,7 +7,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cloud.core.kernels import AnyFloatArray, BoolArray, Float32Array, FloatArray, IntArray
+from cloud.core.kernels import (
+    AnyFloatArray,
+    BoolArray,
+    Float32Array,
+    FloatArray,
+    IntArray,
+    select,
+)
 
 SEVERITY_NAMES = ("info", "warning", "critical")
 
@@ -83,7 +90,7 @@ def column_shares(evidence: Sequence[AnyFloatArray]) -> Float32Array:
     total = parts[0].astype(np.float32)
     for p in parts[1:]:
         total += p
-    scale = 1 / np.where(total > 0, total, np.float32(1))
+    scale = 1 / select(total > 0, total, np.float32(1))
     out = np.empty((total.shape[0], len(parts)), dtype=np.float32)
     for j, p in enumerate(parts):
         np.multiply(p, scale, out=out[:, j])
