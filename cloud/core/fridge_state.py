@@ -261,7 +261,8 @@ def fold(st: FridgeState, d: Rows, t: IntArray, x: Float32Array) -> None:
     steady = settled & (since_defrost >= AFTER_DEFROST_MS)  # neither defrost nor its pull-down
 
     st.duty[d] = ewm_update(st.duty[d], select(mains_ok, on, np.nan), a_fast)
-    st.cabinet_c[d] = ewm_update(st.cabinet_c[d], cab, ewm_alpha(dt_s, TAU_CABINET_S, nonnegative=True))
+    a_cabinet = ewm_alpha(dt_s, TAU_CABINET_S, nonnegative=True)
+    st.cabinet_c[d] = ewm_update(st.cabinet_c[d], cab, a_cabinet)
     drive = amb - cab
     a_trend = ewm_alpha(dt_s, TAU_TREND_S, nonnegative=True)
     drive_ref = ewm_update(st.drive_ref_k[d], select(steady, drive, np.nan), a_trend)
@@ -279,9 +280,8 @@ def fold(st: FridgeState, d: Rows, t: IntArray, x: Float32Array) -> None:
     a_run = select(running, amps / (1 + per_k), np.nan)
     # Running samples come only at the duty's rate: per sample, the weight of one that follows
     # ``dt / duty`` seconds of wall time keeps the time constants in wall time at any duty.
-    amps_fast = ewm_update(
-        st.current_a[d], a_run, ewm_alpha(dt_s / np.fmax(st.duty[d], MIN_DUTY), TAU_RUN_S, nonnegative=True)
-    )
+    a_running = ewm_alpha(dt_s / np.fmax(st.duty[d], MIN_DUTY), TAU_RUN_S, nonnegative=True)
+    amps_fast = ewm_update(st.current_a[d], a_run, a_running)
     st.current_a[d] = amps_fast
     base = st.current_base_a[d]
     learn = select(~(amps_fast / base >= WEAR_LEARN_RATIO), a_run, np.nan)  # NaN: learning
@@ -321,9 +321,7 @@ def fold(st: FridgeState, d: Rows, t: IntArray, x: Float32Array) -> None:
     st.pull_down_min[d] = pd_fast
     pd_base = st.pull_down_base_min[d]
     pd_learn = select(~(pd_fast / np.maximum(pd_base, 1) >= 1.3), minutes, np.nan)
-    st.pull_down_base_min[d] = ewm_update(
-        pd_base, pd_learn, F32(PULL_DOWN_BASE_ALPHA)
-    )
+    st.pull_down_base_min[d] = ewm_update(pd_base, pd_learn, F32(PULL_DOWN_BASE_ALPHA))
     st.recover_ms[d] = select(done, np.nan, rec)
 
     is_warm = select(steady, (cab > setpoint + WARM_EXCESS_K).astype(F32), np.nan)

@@ -61,9 +61,7 @@ def select(mask: BoolArray | bool, a: Any, b: Any) -> npt.NDArray[Any]:
     return picked.view(dtype)
 
 
-def ewm_alpha(
-    dt_s: AnyFloatArray, tau_s: float, *, nonnegative: bool = False
-) -> AnyFloatArray:
+def ewm_alpha(dt_s: AnyFloatArray, tau_s: float, *, nonnegative: bool = False) -> AnyFloatArray:
     """Weight of a new sample in an exponentially weighted mean after ``dt_s`` seconds.
 
     Irregular sampling is handled by the time constant: a sample after a long gap weighs more.
@@ -78,7 +76,9 @@ def ewm_alpha(
     return out
 
 
-def ewm_update(level: AnyFloatArray, x: AnyFloatArray, alpha: AnyFloatArray) -> AnyFloatArray:
+def ewm_update(
+    level: AnyFloatArray, x: AnyFloatArray, alpha: AnyFloatArray | np.floating[Any]
+) -> AnyFloatArray:
     """Move ``level`` towards ``x``; NaN ``x`` keeps the level, a NaN level takes ``x``.
 
     >>> ewm_update(np.array([1.0, np.nan, 1.0]), np.array([3.0, 2.0, np.nan]), np.full(3, 0.5))
