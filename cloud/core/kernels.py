@@ -172,7 +172,7 @@ class Trend:
         wi = ok.astype(self.w.dtype)
         w_old = self.w[rows] * decay
         w_new = w_old + wi
-        share = select(wi > 0, wi / np.maximum(w_new, 1e-30), 0).astype(self.w.dtype)
+        share = select(ok, wi / np.maximum(w_new, 1e-30), 0).astype(self.w.dtype, copy=False)
         dx = select(ok, x - self.mx[rows], 0)
         dy = select(ok, y - self.my[rows], 0)
         # Co-moments update with the deviation before and after the mean moves.
