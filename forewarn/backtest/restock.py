@@ -17,7 +17,7 @@ import numpy as np
 
 from cloud.errors import ForewarnError
 from simulators.scenario import RestockPolicy
-from simulators.types import DeviceSpec, IntArray, StepOutput
+from simulators.types import DeviceSpec, FloatArray, IntArray, StepOutput
 from simulators.vending import VendingFleet
 
 HOUR_MS: Final = 3_600_000
@@ -103,8 +103,10 @@ class RouteDriver:
     working day in its time zone, when the scheduled visit has surely happened) and banks at
     most :data:`BANKED_WEEKS` weeks of them. Machines that sell slowly need fewer visits than
     the schedule gave them, which leaves visits for the machines that sell fast. When visits
-    fall due and the route has too few left, the machines whose orders must be served soonest
-    go first (then those visited longest ago) and the rest wait for the next working hour.
+    fall due and the route has too few left, the orders with the highest route priority go
+    first (the decision's score: the more stock-outs a visit prevents, the higher), then those
+    that must be served soonest, then the machines visited longest ago; the rest wait for the
+    next working hour.
     """
 
     def __init__(
@@ -123,6 +125,7 @@ class RouteDriver:
         self._policy = policy
         self.pending_ms: IntArray = np.full(n, -1, dtype=np.int64)
         self.visit_by_ms: IntArray = np.full(n, -1, dtype=np.int64)  # the booked visit's deadline
+        self.priority: FloatArray = np.zeros(n)  # the latest order's route priority
         self.orders = 0
         self.visits: list[tuple[int, int]] = []  # (machine, visit time)
         self._requested: set[tuple[int, int]] = set()
@@ -131,13 +134,18 @@ class RouteDriver:
         self._zones = {tz: ZoneInfo(tz) for tz in self._tz}
         self._machine_tz = np.array([list(self._zones).index(tz) for tz in self._tz])
 
-    def order(self, machine: int, ts_ms: int, visit_by_ms: int | None) -> None:
+    def order(
+        self, machine: int, ts_ms: int, visit_by_ms: int | None, priority: float = 0.0
+    ) -> None:
         """A restock decision for ``machine`` at data time ``ts_ms``, to be served by
-        ``visit_by_ms`` (the decision's ETA, the sell-out date to beat; ``None``: at once).
+        ``visit_by_ms`` (the decision's ETA, the sell-out date to beat; ``None``: at once),
+        with the decision's score as its route ``priority``.
 
-        A visit already booked for the machine stays unless this one must come sooner.
+        A visit already booked for the machine stays unless this one must come sooner; the
+        priority is the latest order's, as the forecast behind it is the freshest.
         """
         self.orders += 1
+        self.priority[machine] = priority
         by_ms = ts_ms if visit_by_ms is None else max(visit_by_ms, ts_ms)
         visit_ms = visit_for_ms(ts_ms, by_ms, self._tz[machine], self._policy)
         booked = int(self.pending_ms[machine])
@@ -157,10 +165,11 @@ class RouteDriver:
         due = np.flatnonzero((self.pending_ms >= 0) & (self.pending_ms <= ts_ms))
         if not due.size:
             return
-        # Scarce visits go to the machines whose sell-out date comes first (deferred, they are
-        # the likeliest to run out before the next working hour), then to those visited longest
-        # ago.
-        due = due[np.lexsort((self._last_visit_ms[due], self.visit_by_ms[due]))]
+        # Scarce visits go where they prevent the most stock-outs (the route priority), then to
+        # the machines whose sell-out date comes first (deferred, they are the likeliest to run
+        # out before the next working hour), then to those visited longest ago.
+        keys = (self._last_visit_ms[due], self.visit_by_ms[due], -self.priority[due])
+        due = due[np.lexsort(keys)]
         allowed = max(int(self._credit), 0)
         for i in due[allowed:].tolist():  # no visit left: the next working hour
             later = (ts_ms // HOUR_MS + 1) * HOUR_MS

@@ -167,7 +167,8 @@ def run_backtest(scenario: Scenario, progress: Progress | None = None) -> Backte
             for order in ledger.apply(decisions):
                 if driver is not None:
                     visit_by = order.eta_ms  # a restock ETA is the date a visit must beat
-                    driver.order(vending_index[order.device_id], order.ts_ms, visit_by)
+                    machine = vending_index[order.device_id]
+                    driver.order(machine, order.ts_ms, visit_by, order.score)
             outputs.clear()
         if progress is not None:
             progress(k, n_steps)
