@@ -163,7 +163,11 @@ class Trend:
         return Trend(*(a.copy() for a in self.arrays()))
 
     def fold(self, rows: Rows, x: AnyFloatArray, y: AnyFloatArray, decay: AnyFloatArray) -> None:
-        """Fold one point per listed series into this (freshly copied) trend, in place.
+        """Fold one point per listed series into this (freshly copied) trend, in place."""
+        self.put(rows, self.folded(rows, x, y, decay))
+
+    def folded(self, rows: Rows, x: AnyFloatArray, y: AnyFloatArray, decay: AnyFloatArray) -> Trend:
+        """The listed series with one point each folded in, as new arrays; ``self`` is kept.
 
         NaN ``y`` is skipped but the decay still applies: old evidence fades with time whether
         or not new evidence arrives.
@@ -177,12 +181,19 @@ class Trend:
         dy = select(ok, y - self.my[rows], 0)
         # Co-moments update with the deviation before and after the mean moves.
         keep = 1 - share
-        self.cxx[rows] = self.cxx[rows] * decay + wi * dx * dx * keep
-        self.cxy[rows] = self.cxy[rows] * decay + wi * dx * dy * keep
-        self.cyy[rows] = self.cyy[rows] * decay + wi * dy * dy * keep
-        self.mx[rows] = self.mx[rows] + share * dx
-        self.my[rows] = self.my[rows] + share * dy
-        self.w[rows] = w_new
+        return Trend(
+            w=w_new,
+            mx=self.mx[rows] + share * dx,
+            my=self.my[rows] + share * dy,
+            cxx=self.cxx[rows] * decay + wi * dx * dx * keep,
+            cxy=self.cxy[rows] * decay + wi * dx * dy * keep,
+            cyy=self.cyy[rows] * decay + wi * dy * dy * keep,
+        )
+
+    def put(self, rows: Rows, part: Trend) -> None:
+        """Write ``part`` (from :meth:`folded`) into the listed series of this trend."""
+        for a, p in zip(self.arrays(), part.arrays(), strict=True):
+            a[rows] = p
 
     def fit(self, x_now: AnyFloatArray, min_weight: float = 2.5) -> TrendFit:
         """The line at ``x_now``: level, slope, slope standard error, effective sample size.
