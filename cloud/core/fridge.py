@@ -36,6 +36,7 @@ from cloud.core.fridge_state import (
     channel_matrix,
     configure,
     fold,
+    folded,
 )
 from cloud.core.fridge_verdicts import assess
 from cloud.core.kernels import F32, Float32Array, rank_within_groups
@@ -75,7 +76,9 @@ def step(state: FridgeState, ts_ms: int, values: Float32Array) -> tuple[FridgeSt
         raise ValueError(f"values must have shape ({n}, {len(CHANNELS)}), got {values.shape}")
     if n and int(state.last_ts_ms.max()) >= ts_ms:
         raise ValueError("step() needs a time after every device's last reading; use update()")
-    st = state.copy()
+    t = np.full(n, ts_ms, dtype=np.int64)
     with np.errstate(invalid="ignore", divide="ignore"):
-        fold(st, slice(None), np.full(n, ts_ms, dtype=np.int64), values.astype(F32, copy=False))
+        # Every field the fold moves comes back as a new array: those are the new state's (the
+        # old state is left as it was), and the configuration it does not move is shared.
+        st = replace(state, **folded(state, slice(None), t, values.astype(F32, copy=False)))
     return st, assess(st, np.ones(n, dtype=bool))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
-from typing import Final
+from typing import Any, Final, TypeAlias
 
 import numpy as np
 
@@ -108,6 +108,9 @@ CURRENT_PER_K: Final = 0.01
 # A worn compressor stops within days of crossing the bar; the interval is wide because wear
 # is not linear.
 WEAR_ETA_DAYS: Final = (0.5, 3.0, 6.0)
+# New values of FridgeState fields by name (arrays, and a Trend for each trend), in a form
+# dataclasses.replace() takes as it is.
+Folded: TypeAlias = dict[str, Any]
 _CAP_MS: Final = np.float32(1e8)  # elapsed-time counters saturate here (about a day)
 _F32_FIELDS: Final = (
     "duty",
@@ -204,6 +207,15 @@ class FridgeState:
         arrays = {f: getattr(self, f).copy() for f in ("last_ts_ms", "origin_ms", *_F32_FIELDS)}
         return replace(self, trend=self.trend.copy(), recent=self.recent.copy(), **arrays)
 
+    def put(self, rows: Rows, new: Folded) -> None:
+        """Write fields from :func:`folded` into rows ``rows`` of this (private) state."""
+        for name, part in new.items():
+            field = getattr(self, name)
+            if isinstance(field, Trend):
+                field.put(rows, part)
+            else:
+                field[rows] = part
+
     @property
     def state_bytes(self) -> int:
         arrays = [
@@ -240,13 +252,23 @@ def channel_matrix(batch: TelemetryBatch, order: IntArray) -> Float32Array:
 
 def fold(st: FridgeState, d: Rows, t: IntArray, x: Float32Array) -> None:
     """Fold one reading per listed fridge into ``st`` (a private copy), in place."""
+    st.put(d, folded(st, d, t, x))
+
+
+def folded(st: FridgeState, d: Rows, t: IntArray, x: Float32Array) -> Folded:
+    """The fields one reading per listed fridge moves, as new arrays for rows ``d``.
+
+    ``st`` is only read: a dense step makes these the arrays of its new state, with no copy
+    of the old one and no pass to write them back; a sparse update puts them into its copy.
+    """
     cab, evap, amb, on, amps, door, defrost, mains = np.ascontiguousarray(x.T)
     last = st.last_ts_ms[d]
     dt_ms = select(last >= 0, t - last, 0).astype(F32)
     # Rows come in time order (update() folds fresh rows only, round by round), so dt_s is never
     # negative and the weights below skip ewm_alpha's clamp.
     dt_s = dt_ms * F32(1e-3)
-    st.origin_ms[d] = select(st.origin_ms[d] < 0, t, st.origin_ms[d])
+    origin = st.origin_ms[d]
+    origin = select(origin < 0, t, origin)
     a_fast = ewm_alpha(dt_s, TAU_FAST_S, nonnegative=True)
     a_base = ewm_alpha(dt_s, TAU_BASE_S, nonnegative=True)
     setpoint = st.setpoint_c[d]
@@ -255,60 +277,52 @@ def fold(st: FridgeState, d: Rows, t: IntArray, x: Float32Array) -> None:
     defrosting = defrost > 0.05
     since_mains = select(mains_ok, np.minimum(st.since_mains_ms[d] + dt_ms, _CAP_MS), 0)
     since_defrost = select(defrosting, 0, np.minimum(st.since_defrost_ms[d] + dt_ms, _CAP_MS))
-    st.since_mains_ms[d] = since_mains
-    st.since_defrost_ms[d] = since_defrost
     settled = mains_ok & (since_mains >= PULL_DOWN_MS)
     steady = settled & (since_defrost >= AFTER_DEFROST_MS)  # neither defrost nor its pull-down
 
-    st.duty[d] = ewm_update(st.duty[d], select(mains_ok, on, np.nan), a_fast)
+    duty = ewm_update(st.duty[d], select(mains_ok, on, np.nan), a_fast)
     a_cabinet = ewm_alpha(dt_s, TAU_CABINET_S, nonnegative=True)
-    st.cabinet_c[d] = ewm_update(st.cabinet_c[d], cab, a_cabinet)
+    cabinet = ewm_update(st.cabinet_c[d], cab, a_cabinet)
     drive = amb - cab
     a_trend = ewm_alpha(dt_s, TAU_TREND_S, nonnegative=True)
     drive_ref = ewm_update(st.drive_ref_k[d], select(steady, drive, np.nan), a_trend)
-    st.drive_ref_k[d] = drive_ref
     warm = cab > st.limit_c[d]
-    st.above_ms[d] = select(settled & warm, st.above_ms[d] + dt_ms, 0)
+    above = select(settled & warm, st.above_ms[d] + dt_ms, 0)
 
     # A stopped compressor: the thermostat calls for cooling but no current flows, or (without
     # a current sensor) nothing runs while the cabinet is warm.
     no_current = (on > 0.5) & (amps < 0.2)
     idle_warm = (on < 0.05) & (cab > setpoint + WARM_EXCESS_K)
-    st.stopped_ms[d] = select(settled & (no_current | idle_warm), st.stopped_ms[d] + dt_ms, 0)
+    stopped = select(settled & (no_current | idle_warm), st.stopped_ms[d] + dt_ms, 0)
     running = settled & (on > 0.05) & (amps >= 0.2)
     per_k = select(np.isnan(amb), 0, amb - 25) * F32(CURRENT_PER_K)
     a_run = select(running, amps / (1 + per_k), np.nan)
     # Running samples come only at the duty's rate: per sample, the weight of one that follows
     # ``dt / duty`` seconds of wall time keeps the time constants in wall time at any duty.
-    a_running = ewm_alpha(dt_s / np.fmax(st.duty[d], MIN_DUTY), TAU_RUN_S, nonnegative=True)
+    a_running = ewm_alpha(dt_s / np.fmax(duty, MIN_DUTY), TAU_RUN_S, nonnegative=True)
     amps_fast = ewm_update(st.current_a[d], a_run, a_running)
-    st.current_a[d] = amps_fast
     base = st.current_base_a[d]
     learn = select(~(amps_fast / base >= WEAR_LEARN_RATIO), a_run, np.nan)  # NaN: learning
-    st.current_base_a[d] = ewm_update(base, learn, a_base)  # never learn from worn readings
+    amps_base = ewm_update(base, learn, a_base)  # never learn from worn readings
 
     gap = cab - evap
     delta = select(steady & (on > 0.5) & ~(amps < 0.2), gap, np.nan)
     delta_fast = ewm_update(st.evap_delta_k[d], delta, a_fast)
-    st.evap_delta_k[d] = delta_fast
     evap_base = st.evap_base_k[d]
     healthy = ~(delta_fast / evap_base <= 0.95)
-    st.evap_base_k[d] = ewm_update(evap_base, select(healthy, delta, np.nan), a_base)
+    evap_base = ewm_update(evap_base, select(healthy, delta, np.nan), a_base)
 
     # The idle gap: whole samples with the compressor at rest and the door shut (an opening
     # bumps the reading, not the coil), outside defrosts and their pull-down.
     idle = select(steady & (on <= 0) & ~(door > 0), gap, np.nan)
     a_idle = ewm_alpha(dt_s, TAU_IDLE_S, nonnegative=True)
     idle_fast = ewm_update(st.idle_delta_k[d], idle, a_idle)
-    st.idle_delta_k[d] = idle_fast
-    st.idle_slow_k[d] = ewm_update(st.idle_slow_k[d], idle, a_fast)
+    idle_slow = ewm_update(st.idle_slow_k[d], idle, a_fast)
     idle_base = st.idle_base_k[d]
-    age_ms = t - st.origin_ms[d]
+    age_ms = t - origin
     young = age_ms < YOUNG_MS
     keep = young | ~(np.abs(idle_fast - idle_base) > DRIFT_LEARN_K)  # never learn a drift
-    st.idle_base_k[d] = ewm_update(
-        idle_base, select(keep, idle, np.nan), select(young, a_idle, a_base)
-    )
+    idle_base = ewm_update(idle_base, select(keep, idle, np.nan), select(young, a_idle, a_base))
 
     # Pull-down: from the end of a disturbance (defrost, long door opening, mains back) until
     # the cabinet is back near its setpoint; each finished recovery is one observation.
@@ -318,15 +332,12 @@ def fold(st: FridgeState, d: Rows, t: IntArray, x: Float32Array) -> None:
     done = ~disturbed & (cab <= setpoint + PULL_DOWN_BAND_K) & ~np.isnan(rec)
     minutes = select(done, rec / F32(60_000.0), np.nan)
     pd_fast = ewm_update(st.pull_down_min[d], minutes, F32(PULL_DOWN_ALPHA))
-    st.pull_down_min[d] = pd_fast
     pd_base = st.pull_down_base_min[d]
     pd_learn = select(~(pd_fast / np.maximum(pd_base, 1) >= 1.3), minutes, np.nan)
-    st.pull_down_base_min[d] = ewm_update(pd_base, pd_learn, F32(PULL_DOWN_BASE_ALPHA))
-    st.recover_ms[d] = select(done, np.nan, rec)
+    pd_base = ewm_update(pd_base, pd_learn, F32(PULL_DOWN_BASE_ALPHA))
 
     is_warm = select(steady, (cab > setpoint + WARM_EXCESS_K).astype(F32), np.nan)
     a_day = ewm_alpha(dt_s, TAU_RECENT_S, nonnegative=True)  # TAU_EXCURSION_S too
-    st.excursion[d] = ewm_update(st.excursion[d], is_warm, a_day)
 
     # The trend input: duty scaled to the device's typical load, so a warm week does not look
     # like a failing compressor (without an ambient sensor the duty is taken as it is).
@@ -334,10 +345,32 @@ def fold(st: FridgeState, d: Rows, t: IntArray, x: Float32Array) -> None:
     load_factor = select(np.isnan(load_factor), 1, load_factor)
     y = select(steady, on * load_factor, np.nan)
     x_days = (age_ms / MS_PER_DAY).astype(F32)
-    st.trend.fold(d, x_days, y, 1 - a_trend)
-    st.recent.fold(d, x_days, y, 1 - a_day)
     # A sensor that reads exactly the same for hours while the compressor cycles is stuck.
-    same = np.abs(cab - st.last_cab_c[d]) < 1e-4
-    st.unchanged_ms[d] = select(same, np.minimum(st.unchanged_ms[d] + dt_ms, _CAP_MS), 0)
-    st.last_cab_c[d] = select(np.isnan(cab), st.last_cab_c[d], cab)
-    st.last_ts_ms[d] = t
+    last_cab = st.last_cab_c[d]
+    same = np.abs(cab - last_cab) < 1e-4
+    return {
+        "last_ts_ms": t,
+        "origin_ms": origin,
+        "duty": duty,
+        "cabinet_c": cabinet,
+        "drive_ref_k": drive_ref,
+        "above_ms": above,
+        "stopped_ms": stopped,
+        "since_mains_ms": since_mains,
+        "since_defrost_ms": since_defrost,
+        "recover_ms": select(done, np.nan, rec),
+        "pull_down_min": pd_fast,
+        "pull_down_base_min": pd_base,
+        "evap_delta_k": delta_fast,
+        "evap_base_k": evap_base,
+        "current_a": amps_fast,
+        "current_base_a": amps_base,
+        "excursion": ewm_update(st.excursion[d], is_warm, a_day),
+        "last_cab_c": select(np.isnan(cab), last_cab, cab),
+        "unchanged_ms": select(same, np.minimum(st.unchanged_ms[d] + dt_ms, _CAP_MS), 0),
+        "idle_delta_k": idle_fast,
+        "idle_slow_k": idle_slow,
+        "idle_base_k": idle_base,
+        "trend": st.trend.folded(d, x_days, y, 1 - a_trend),
+        "recent": st.recent.folded(d, x_days, y, 1 - a_day),
+    }
