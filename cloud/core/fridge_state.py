@@ -267,10 +267,13 @@ def folded(st: FridgeState, d: Rows, t: IntArray, x: Float32Array) -> Folded:
     # Rows come in time order (update() folds fresh rows only, round by round), so dt_s is never
     # negative and the weights below skip ewm_alpha's clamp.
     dt_s = dt_ms * F32(1e-3)
+    # A fleet that reports in lockstep has one dt: the weights are then worked out for one row
+    # and broadcast (numpy's expm1 gives a value the same bits wherever it sits in an array).
+    dt_w = dt_s[:1] if dt_s.size and dt_s.min() == dt_s.max() else dt_s
     origin = st.origin_ms[d]
     origin = select(origin < 0, t, origin)
-    a_fast = ewm_alpha(dt_s, TAU_FAST_S, nonnegative=True)
-    a_base = ewm_alpha(dt_s, TAU_BASE_S, nonnegative=True)
+    a_fast = ewm_alpha(dt_w, TAU_FAST_S, nonnegative=True)
+    a_base = ewm_alpha(dt_w, TAU_BASE_S, nonnegative=True)
     setpoint = st.setpoint_c[d]
 
     mains_ok = ~(mains < 0.5)  # a missing mains reading is no evidence of a cut
@@ -281,10 +284,10 @@ def folded(st: FridgeState, d: Rows, t: IntArray, x: Float32Array) -> Folded:
     steady = settled & (since_defrost >= AFTER_DEFROST_MS)  # neither defrost nor its pull-down
 
     duty = ewm_update(st.duty[d], select(mains_ok, on, np.nan), a_fast)
-    a_cabinet = ewm_alpha(dt_s, TAU_CABINET_S, nonnegative=True)
+    a_cabinet = ewm_alpha(dt_w, TAU_CABINET_S, nonnegative=True)
     cabinet = ewm_update(st.cabinet_c[d], cab, a_cabinet)
     drive = amb - cab
-    a_trend = ewm_alpha(dt_s, TAU_TREND_S, nonnegative=True)
+    a_trend = ewm_alpha(dt_w, TAU_TREND_S, nonnegative=True)
     drive_ref = ewm_update(st.drive_ref_k[d], select(steady, drive, np.nan), a_trend)
     warm = cab > st.limit_c[d]
     above = select(settled & warm, st.above_ms[d] + dt_ms, 0)
@@ -315,7 +318,7 @@ def folded(st: FridgeState, d: Rows, t: IntArray, x: Float32Array) -> Folded:
     # The idle gap: whole samples with the compressor at rest and the door shut (an opening
     # bumps the reading, not the coil), outside defrosts and their pull-down.
     idle = select(steady & (on <= 0) & ~(door > 0), gap, np.nan)
-    a_idle = ewm_alpha(dt_s, TAU_IDLE_S, nonnegative=True)
+    a_idle = ewm_alpha(dt_w, TAU_IDLE_S, nonnegative=True)
     idle_fast = ewm_update(st.idle_delta_k[d], idle, a_idle)
     idle_slow = ewm_update(st.idle_slow_k[d], idle, a_fast)
     idle_base = st.idle_base_k[d]
@@ -337,7 +340,7 @@ def folded(st: FridgeState, d: Rows, t: IntArray, x: Float32Array) -> Folded:
     pd_base = ewm_update(pd_base, pd_learn, F32(PULL_DOWN_BASE_ALPHA))
 
     is_warm = select(steady, (cab > setpoint + WARM_EXCESS_K).astype(F32), np.nan)
-    a_day = ewm_alpha(dt_s, TAU_RECENT_S, nonnegative=True)  # TAU_EXCURSION_S too
+    a_day = ewm_alpha(dt_w, TAU_RECENT_S, nonnegative=True)  # TAU_EXCURSION_S too
 
     # The trend input: duty scaled to the device's typical load, so a warm week does not look
     # like a failing compressor (without an ambient sensor the duty is taken as it is).
