@@ -18,6 +18,9 @@ from cloud.core.kernels import (
     Trend,
     ewm_alpha,
     ewm_update,
+    fmax,
+    maximum,
+    minimum,
     select,
 )
 from cloud.core.registry import Registry, grow
@@ -278,8 +281,8 @@ def folded(st: FridgeState, d: Rows, t: IntArray, x: Float32Array) -> Folded:
 
     mains_ok = ~(mains < 0.5)  # a missing mains reading is no evidence of a cut
     defrosting = defrost > 0.05
-    since_mains = select(mains_ok, np.minimum(st.since_mains_ms[d] + dt_ms, _CAP_MS), 0)
-    since_defrost = select(defrosting, 0, np.minimum(st.since_defrost_ms[d] + dt_ms, _CAP_MS))
+    since_mains = select(mains_ok, minimum(st.since_mains_ms[d] + dt_ms, _CAP_MS), 0)
+    since_defrost = select(defrosting, 0, minimum(st.since_defrost_ms[d] + dt_ms, _CAP_MS))
     settled = mains_ok & (since_mains >= PULL_DOWN_MS)
     steady = settled & (since_defrost >= AFTER_DEFROST_MS)  # neither defrost nor its pull-down
 
@@ -302,7 +305,7 @@ def folded(st: FridgeState, d: Rows, t: IntArray, x: Float32Array) -> Folded:
     a_run = select(running, amps / (1 + per_k), np.nan)
     # Running samples come only at the duty's rate: per sample, the weight of one that follows
     # ``dt / duty`` seconds of wall time keeps the time constants in wall time at any duty.
-    a_running = ewm_alpha(dt_s / np.fmax(duty, MIN_DUTY), TAU_RUN_S, nonnegative=True)
+    a_running = ewm_alpha(dt_s / fmax(duty, MIN_DUTY), TAU_RUN_S, nonnegative=True)
     amps_fast = ewm_update(st.current_a[d], a_run, a_running)
     base = st.current_base_a[d]
     learn = select(~(amps_fast / base >= WEAR_LEARN_RATIO), a_run, np.nan)  # NaN: learning
@@ -336,7 +339,7 @@ def folded(st: FridgeState, d: Rows, t: IntArray, x: Float32Array) -> Folded:
     minutes = select(done, rec / F32(60_000.0), np.nan)
     pd_fast = ewm_update(st.pull_down_min[d], minutes, F32(PULL_DOWN_ALPHA))
     pd_base = st.pull_down_base_min[d]
-    pd_learn = select(~(pd_fast / np.maximum(pd_base, 1) >= 1.3), minutes, np.nan)
+    pd_learn = select(~(pd_fast / maximum(pd_base, 1) >= 1.3), minutes, np.nan)
     pd_base = ewm_update(pd_base, pd_learn, F32(PULL_DOWN_BASE_ALPHA))
 
     is_warm = select(steady, (cab > setpoint + WARM_EXCESS_K).astype(F32), np.nan)
@@ -344,7 +347,7 @@ def folded(st: FridgeState, d: Rows, t: IntArray, x: Float32Array) -> Folded:
 
     # The trend input: duty scaled to the device's typical load, so a warm week does not look
     # like a failing compressor (without an ambient sensor the duty is taken as it is).
-    load_factor = drive_ref / np.maximum(drive, MIN_DRIVE_K)
+    load_factor = drive_ref / maximum(drive, MIN_DRIVE_K)
     load_factor = select(np.isnan(load_factor), 1, load_factor)
     y = select(steady, on * load_factor, np.nan)
     x_days = (age_ms / MS_PER_DAY).astype(F32)
@@ -370,7 +373,7 @@ def folded(st: FridgeState, d: Rows, t: IntArray, x: Float32Array) -> Folded:
         "current_base_a": amps_base,
         "excursion": ewm_update(st.excursion[d], is_warm, a_day),
         "last_cab_c": select(np.isnan(cab), last_cab, cab),
-        "unchanged_ms": select(same, np.minimum(st.unchanged_ms[d] + dt_ms, _CAP_MS), 0),
+        "unchanged_ms": select(same, minimum(st.unchanged_ms[d] + dt_ms, _CAP_MS), 0),
         "idle_delta_k": idle_fast,
         "idle_slow_k": idle_slow,
         "idle_base_k": idle_base,

@@ -34,6 +34,8 @@ from cloud.core.kernels import (
     IntArray,
     Trend,
     logistic,
+    maximum,
+    minimum,
     quantile80,
     select,
 )
@@ -54,7 +56,7 @@ def assess(st: FridgeState, touched: BoolArray) -> Condition:
         t_stat = slope / se
         t_stat = select(np.isnan(t_stat), 0, t_stat)
         ratio = _or_one(st.current_a / st.current_base_a)
-        pd_ratio = _or_one(st.pull_down_min / np.maximum(st.pull_down_base_min, 1))
+        pd_ratio = _or_one(st.pull_down_min / maximum(st.pull_down_base_min, 1))
         evap_ratio = _or_one(st.evap_delta_k / st.evap_base_k)
     history_d = select(st.origin_ms >= 0, x_now, 0)
     rising = (
@@ -98,16 +100,16 @@ def assess(st: FridgeState, touched: BoolArray) -> Condition:
             w = u[late]
             eta[w], lo[w], hi[w] = _drift_eta(st, w, offset_k[w])
 
-    positive_t = np.maximum(t_stat, 0)
+    positive_t = maximum(t_stat, 0)
     excursion = select(np.isnan(st.excursion), 0, st.excursion)
     # Below the alarm: a graded health score from the duty trend and the supporting features.
     health = logistic(
         0.5 * (positive_t - MIN_T_STAT)
-        + 4.0 * np.maximum(1 - evap_ratio, 0)
-        + np.maximum(pd_ratio - 1, 0)
+        + 4.0 * maximum(1 - evap_ratio, 0)
+        + maximum(pd_ratio - 1, 0)
         + 4.0 * excursion
     )
-    score = np.minimum(health, 0.49)
+    score = minimum(health, 0.49)
     if u.size:
         t_u, r_u = t_stat[u].astype(np.float64), ratio[u].astype(np.float64)
         s_u = logistic(t_u - MIN_T_STAT) * trending[u]
@@ -121,11 +123,11 @@ def assess(st: FridgeState, touched: BoolArray) -> Condition:
 
     evidence = (
         positive_t * (slope > 0),
-        np.maximum(excess, 0),
+        maximum(excess, 0),
         stopped * F32(10.0),
-        np.maximum(ratio - 1, 0) * F32(20.0),
-        np.maximum(pd_ratio - 1, 0),
-        np.maximum(1 - evap_ratio, 0) * F32(5.0),
+        maximum(ratio - 1, 0) * F32(20.0),
+        maximum(pd_ratio - 1, 0),
+        maximum(1 - evap_ratio, 0) * F32(5.0),
         excursion * F32(5.0),
         np.abs(offset_k) * F32(10.0),
     )

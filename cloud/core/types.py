@@ -13,6 +13,7 @@ from cloud.core.kernels import (
     Float32Array,
     FloatArray,
     IntArray,
+    fmax,
     select,
 )
 
@@ -86,7 +87,7 @@ def column_shares(evidence: Sequence[AnyFloatArray]) -> Float32Array:
     >>> column_shares([np.array([1.0, 0.0]), np.array([3.0, np.nan])]).tolist()
     [[0.25, 0.75], [0.0, 0.0]]
     """
-    parts = [np.fmax(e, 0) for e in evidence]
+    parts = [fmax(e, 0) for e in evidence]
     total = parts[0].astype(np.float32)
     for p in parts[1:]:
         total += p
