@@ -33,14 +33,15 @@ _SAME_WIDTH_INT: dict[int, type[np.signedinteger[Any]]] = {
 
 
 def select(mask: BoolArray | bool, a: Any, b: Any) -> npt.NDArray[Any]:
-    """``np.where(mask, a, b)``, bit for bit, at the same cost whatever the mask.
+    """``np.where(mask, a, b)``, bit for bit, at a fixed cost whatever the mask.
 
     ``np.where`` branches per element: with a mask that changes from one element to the next
     (compressor on or off, a channel read or not) the mispredictions make it about 9 times
     slower than with a uniform mask (350 µs against 40 µs for 100,000 float32). Here the bits
     are picked with integer arithmetic instead, ``b ^ ((a ^ b) * mask)``, which costs three
-    cheap passes for any mask. The result dtype and value are ``np.where``'s (NaN payloads and
-    signed zeros included); dtypes other than float, integer and bool fall back to it.
+    cheap passes for any mask, and one copy for a uniform one. The result dtype and value are
+    ``np.where``'s (NaN payloads and signed zeros included); dtypes other than float, integer
+    and bool fall back to it.
 
     >>> select(np.array([True, False, True]), np.array([1.0, 2.0, -0.0]), np.nan)
     array([ 1., nan, -0.])
@@ -51,6 +52,12 @@ def select(mask: BoolArray | bool, a: Any, b: Any) -> npt.NDArray[Any]:
         out: npt.NDArray[Any] = np.where(mask, a, b)
         return out
     pick = np.asarray(mask, dtype=np.bool_)
+    # A uniform mask (every fridge steady, no reading missing) needs no picking: one copy. The
+    # two checks cost about a microsecond each for 100,000 rows, the picking about 25.
+    if pick.all():
+        return _broadcast_copy(a, dtype, pick, b)
+    if not pick.any():
+        return _broadcast_copy(b, dtype, pick, a)
     bits_b = np.asarray(b, dtype=dtype).view(ints)
     picked = np.bitwise_xor(np.asarray(a, dtype=dtype).view(ints), bits_b)
     if picked.shape == pick.shape:
@@ -94,6 +101,13 @@ def fmax(x: npt.ArrayLike, c: Any) -> npt.NDArray[Any]:
     [0.0, 0.0, 2.0]
     """
     return _against_constant(np.fmax, x, c)
+
+
+def _broadcast_copy(x: Any, dtype: np.dtype[Any], *others: Any) -> npt.NDArray[Any]:
+    """A new array of ``x`` cast to ``dtype``, in the shape ``x`` broadcasts to with ``others``."""
+    out: npt.NDArray[Any] = np.empty(np.broadcast_shapes(*map(np.shape, (x, *others))), dtype)
+    out[...] = x
+    return out
 
 
 def ewm_alpha(dt_s: AnyFloatArray, tau_s: float, *, nonnegative: bool = False) -> AnyFloatArray:
