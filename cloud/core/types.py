@@ -82,7 +82,9 @@ def column_shares(evidence: Sequence[AnyFloatArray]) -> Float32Array:
     all-zero rows stay zero), float32.
 
     Summing the columns one by one and writing each share once needs a single ``(n, signals)``
-    array instead of four, which at fleet scale is most of the cost of the normalisation.
+    array instead of four, which at fleet scale is most of the cost of the normalisation. That
+    array is the transpose of a signal-major one (column-major): each share is then written
+    in one contiguous pass, where writing it into every eighth float took most of the time.
 
     >>> column_shares([np.array([1.0, 0.0]), np.array([3.0, np.nan])]).tolist()
     [[0.25, 0.75], [0.0, 0.0]]
@@ -92,7 +94,8 @@ def column_shares(evidence: Sequence[AnyFloatArray]) -> Float32Array:
     for p in parts[1:]:
         total += p
     scale = 1 / select(total > 0, total, np.float32(1))
-    out = np.empty((total.shape[0], len(parts)), dtype=np.float32)
+    by_signal = np.empty((len(parts), total.shape[0]), dtype=np.float32)
     for j, p in enumerate(parts):
-        np.multiply(p, scale, out=out[:, j])
+        np.multiply(p, scale, out=by_signal[j])
+    out: Float32Array = by_signal.T
     return out
