@@ -187,8 +187,12 @@ def assess_jams(st: VendingState, touched: BoolArray) -> Condition:
     c = c.astype(np.int64)
     fails = st.jam_fails[d, c].astype(np.float64)
     silent = st.silent[d, c].astype(np.float64)
-    # Failed vends at one slot are a jam; at several slots at once, the machine (payment).
-    alone = failing_slots(st)[d] <= 1
+    # Failed vends at one slot are a jam; at several slots, the machine (payment). Alone: the
+    # machine's other slots together weigh at most FAILED_SLOT failed vends over the last days,
+    # however spread out (a dead reader on a quiet machine declines now at one slot, now at
+    # another).
+    others = st.fail_w[d].sum(axis=1) - st.fail_w[d, c]
+    alone = others <= FAILED_SLOT
     confirmed = (fails >= JAM_CONFIRM_FAILS) | (st.jam_sold[d, c] >= JAM_CONFIRM_SALES)
     by_fails = (fails >= JAM_AFTER_FAILS) & confirmed & alone
     selling = machine_ratio(st)[d] >= SELLING_RATIO  # the rest of the machine still sells

@@ -237,11 +237,11 @@ def test_jammed_coil_is_found_from_failed_vends_with_stock_left():
     assert jams[0].fault == "vending.jammed_coil.A2"
 
 
-def two_failed_vends_at_a2(later_fail_at_a1_h: float | None = None):
-    """A slow slot A2 fails two vends an hour apart on day 1 and is not tried again; A1 sells
+def two_failed_vends_at_a2(later_fail_at_a1_h: float | None = None, day: int = 1):
+    """A slow slot A2 fails two vends an hour apart on ``day`` and is not tried again; A1 sells
     on, and fails one vend ``later_fail_at_a1_h`` hours after A2's first when given."""
-    ts, cols = vending_rows(4)
-    first = T0 + DAY
+    ts, cols = vending_rows(day + 3)
+    first = T0 + day * DAY
     cols["slot.A2.vends"] = np.zeros(ts.size)
     cols["slot.A2.fails"] = np.where((ts == first) | (ts == first + 6 * STEP), 1.0, 0.0)
     if later_fail_at_a1_h is not None:
@@ -275,6 +275,21 @@ def test_a_third_failed_vend_confirms_a_jam_at_once():
 
 def test_two_failed_vends_followed_by_a_failure_at_another_slot_are_not_a_jam():
     _, ts, cols = two_failed_vends_at_a2(later_fail_at_a1_h=12)
+    _, decisions = run("vending", ts, cols)
+    assert not [d for d in decisions if d.fault.startswith("vending.jammed_coil")]
+
+
+def test_failed_vends_spread_thinly_over_other_slots_are_not_a_jam():
+    # A dead reader on a quiet machine declines now at one slot, now at another: no other slot
+    # failed twice, but together they failed twice in the days before A2's run.
+    first, ts, cols = two_failed_vends_at_a2(day=7)
+    for slot, days_before in (("A3", 6.0), ("A4", 5.5)):
+        at = first - int(days_before * DAY / STEP) * STEP
+        cols[f"slot.{slot}.stock"] = np.full(ts.size, 10.0)
+        cols[f"slot.{slot}.vends"] = np.zeros(ts.size)
+        cols[f"slot.{slot}.fails"] = np.where(ts == at, 1.0, 0.0)
+    third = first + 18 * STEP
+    cols["slot.A2.fails"] = np.where(ts == third, 1.0, cols["slot.A2.fails"])
     _, decisions = run("vending", ts, cols)
     assert not [d for d in decisions if d.fault.startswith("vending.jammed_coil")]
 
