@@ -7,6 +7,8 @@ import sys
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from forewarn.argtypes import positive_int
+
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
@@ -30,6 +32,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     pick.add_argument("route")
     pick.add_argument("--day", help="ISO date (today, UTC)")
     pick.add_argument("--json", action="store_true", help="JSON instead of CSV")
+    pick.add_argument(
+        "--max-stops",
+        type=positive_int,
+        help="machines the route can serve that day: keep those with the highest route "
+        "priority (all)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -80,8 +88,10 @@ def _pick_list(engine: Engine, args: argparse.Namespace) -> int:
 
     day = args.day or datetime.now(tz=UTC).date().isoformat()
     planner = RestockPlanner(sessionmaker(engine), wall_clock_ms)
-    pick = planner.pick_list(args.route, day)
+    pick = planner.pick_list(args.route, day, args.max_stops)
     sys.stdout.write(pick_list_json(pick) + "\n" if args.json else pick_list_csv(pick))
+    if pick.deferred:
+        sys.stderr.write(f"{pick.deferred} due machine(s) left for a later day (--max-stops)\n")
     return 0
 
 

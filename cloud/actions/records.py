@@ -130,12 +130,14 @@ class RestockOrder:
 class PickList:
     """One route's pre-kit for one day: machines in visiting order, highest stock-out risk first.
 
-    Orders due on earlier days and still open are carried over onto the day.
+    Orders due on earlier days and still open are carried over onto the day. ``deferred``
+    counts the due orders left for a later day because the route had fewer stops to give.
     """
 
     route: str
     day: str
     stops: tuple[RestockOrder, ...]
+    deferred: int = 0
 
     @property
     def items(self) -> int:

@@ -59,6 +59,11 @@ def test_migrate_then_print_a_pick_list(
     ]
     assert main(["actions", "pick-list", "north", "--day", "2026-01-01", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["items"] == 9
+    # One stop only: the tie in priority goes to the earlier sell-out; the other is reported.
+    assert main(["actions", "pick-list", "north", "--day", "2026-01-01", "--max-stops", "1"]) == 0
+    out, err = capsys.readouterr()
+    assert [r["device_id"] for r in csv.DictReader(io.StringIO(out))] == ["vm-000002"]
+    assert "1 due machine(s) left for a later day" in err
     assert main(["actions", "pick-list", "north", "--day", "someday"]) == 2
     assert "not an ISO date" in capsys.readouterr().err
 

@@ -52,6 +52,7 @@ class PickListPublic(BaseModel):
     day: str
     items: int
     stops: list[RestockOrderPublic]
+    deferred: int = 0  # due machines left for a later day by max_stops
 
 
 class CloseOrderRequest(BaseModel):
@@ -89,17 +90,21 @@ def pick_list(
     route: Annotated[str, Query(min_length=1, max_length=64)],
     day: Annotated[str, Query(description="ISO date, e.g. 2026-01-31")],
     format: Literal["json", "csv"] = "json",
+    max_stops: Annotated[
+        int | None,
+        Query(ge=1, description="machines the route can serve: keep the highest route priority"),
+    ] = None,
 ) -> PickListPublic | Response:
     """One route's pre-kit for one day, most urgent machine first."""
     try:
-        pick = service.actions.restock.pick_list(route, day)
+        pick = service.actions.restock.pick_list(route, day, max_stops)
     except RejectedInput as exc:
         raise HTTPException(400, str(exc)) from exc
     if format == "csv":
         return Response(restock.pick_list_csv(pick), media_type="text/csv")
     return PickListPublic(
         route=pick.route, day=pick.day, items=pick.items,
-        stops=[RestockOrderPublic.of(o) for o in pick.stops],
+        stops=[RestockOrderPublic.of(o) for o in pick.stops], deferred=pick.deferred,
     )  # fmt: skip
 
 

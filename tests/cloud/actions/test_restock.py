@@ -70,6 +70,34 @@ def test_a_route_day_lists_its_machines_by_stockout_risk_and_carries_over_open_s
     assert service.restock.pick_list("south", "2026-01-01").stops == ()
 
 
+def test_a_route_with_fewer_stops_keeps_the_highest_priority_in_sell_out_order(
+    service: ActionService,
+) -> None:
+    def scored(device_id: str, lead_ms: int, score: float) -> Decision:
+        return replace(restock(device_id, lead_ms, "A1×1"), score=score)
+
+    service.upsert_device("vm-000005", "vending", None, region="north")
+    service.apply(
+        [
+            scored("vm-000002", 4 * HOUR_MS, 0.55),  # sells out first, a visit saves little
+            scored("vm-000004", 8 * HOUR_MS, 0.9),
+            scored("vm-000005", 12 * HOUR_MS, 0.7),
+        ]
+    )
+    every = service.restock.pick_list("north", "2026-01-01")
+    assert [s.device_id for s in every.stops] == ["vm-000002", "vm-000004", "vm-000005"]
+    assert every.deferred == 0
+    two = service.restock.pick_list("north", "2026-01-01", max_stops=2)
+    assert [s.device_id for s in two.stops] == ["vm-000004", "vm-000005"]
+    assert two.deferred == 1
+    assert json.loads(pick_list_json(two))["deferred"] == 1
+    assert service.restock.pick_list("north", "2026-01-01", max_stops=5) == every
+    # The one left out stays open for the next day.
+    assert len(service.restock.orders("open", "north")) == 3
+    with pytest.raises(RejectedInput):
+        service.restock.pick_list("north", "2026-01-01", max_stops=-1)
+
+
 def test_duplicates_replays_and_new_evidence_keep_one_order_per_ticket(
     service: ActionService, clock: Clock
 ) -> None:

@@ -185,7 +185,12 @@ def test_restock_routes_answer_even_without_vending_machines(client, h):
     assert client.get("/api/v1/restock/orders", headers=h).json() == []
     pick = client.get("/api/v1/restock/pick-list", headers=h,
                       params={"route": "r1", "day": "2026-01-02"})  # fmt: skip
-    assert pick.json() == {"route": "r1", "day": "2026-01-02", "items": 0, "stops": []}
+    assert pick.json() == {
+        "route": "r1", "day": "2026-01-02", "items": 0, "stops": [], "deferred": 0
+    }  # fmt: skip
+    none = client.get("/api/v1/restock/pick-list", headers=h,
+                      params={"route": "r1", "day": "2026-01-02", "max_stops": 0})  # fmt: skip
+    assert none.status_code == 422  # a route serves at least one machine
     csv = client.get("/api/v1/restock/pick-list", headers=h,
                      params={"route": "r1", "day": "2026-01-02", "format": "csv"})  # fmt: skip
     assert csv.headers["content-type"].startswith("text/csv")
