@@ -191,7 +191,7 @@ def assess_jams(st: VendingState, touched: BoolArray) -> Condition:
     # machine's other slots together weigh at most FAILED_SLOT failed vends over the last days,
     # however spread out (a dead reader on a quiet machine declines now at one slot, now at
     # another).
-    others = st.fail_w[d].sum(axis=1) - st.fail_w[d, c]
+    others = st.fail_w.sum(axis=1)[d] - st.fail_w[d, c]  # one sum per machine, not per slot
     alone = others <= FAILED_SLOT
     confirmed = (fails >= JAM_CONFIRM_FAILS) | (st.jam_sold[d, c] >= JAM_CONFIRM_SALES)
     by_fails = (fails >= JAM_AFTER_FAILS) & confirmed & alone
