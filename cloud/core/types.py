@@ -68,9 +68,20 @@ def no_eta(n: int) -> FloatArray:
 
 
 def normalise_contributions(raw: AnyFloatArray) -> AnyFloatArray:
-    """Rows of non-negative evidence → shares that sum to 1 (zeros stay zeros), same dtype."""
-    raw = np.maximum(raw, 0)
-    raw = np.where(np.isnan(raw), 0, raw)
+    """Rows of non-negative evidence → shares that sum to 1 (zeros stay zeros), same dtype.
+
+    NaN and negative evidence count as none. Infinite evidence (a t statistic over a zero
+    standard error, a ratio over a zero baseline) takes the whole share, split equally where
+    a row has more than one, instead of turning the row into NaN.
+
+    >>> normalise_contributions(np.array([[1.0, 3.0], [np.inf, 2.0], [np.nan, -1.0]])).tolist()
+    [[0.25, 0.75], [1.0, 0.0], [0.0, 0.0]]
+    """
+    raw = fmax(raw, 0)
+    infinite = np.isinf(raw)
+    rows = infinite.any(axis=1)
+    if rows.any():  # the infinite pieces share the row equally, the finite ones get none
+        raw[rows] = infinite[rows]
     total = raw.sum(axis=1, keepdims=True)
     out: AnyFloatArray = raw / np.where(total > 0, total, 1)
     return out
@@ -79,20 +90,25 @@ def normalise_contributions(raw: AnyFloatArray) -> AnyFloatArray:
 def column_shares(evidence: Sequence[AnyFloatArray]) -> Float32Array:
     """:func:`normalise_contributions` of the columns ``evidence``, given one signal at a
     time: ``out[unit, signal]``, rows summing to 1 (NaN and negative evidence count as none,
-    all-zero rows stay zero), float32.
+    infinite evidence takes the whole share, all-zero rows stay zero), float32.
 
     Summing the columns one by one and writing each share once needs a single ``(n, signals)``
     array instead of four, which at fleet scale is most of the cost of the normalisation. That
     array is the transpose of a signal-major one (column-major): each share is then written
     in one contiguous pass, where writing it into every eighth float took most of the time.
 
-    >>> column_shares([np.array([1.0, 0.0]), np.array([3.0, np.nan])]).tolist()
-    [[0.25, 0.75], [0.0, 0.0]]
+    >>> column_shares([np.array([1.0, 0.0, np.inf]), np.array([3.0, np.nan, 2.0])]).tolist()
+    [[0.25, 0.75], [0.0, 0.0], [1.0, 0.0]]
     """
     parts = [fmax(e, 0) for e in evidence]
     total = parts[0].astype(np.float32)
     for p in parts[1:]:
         total += p
+    if total.size and total.max() == np.inf:  # rare: one pass to find out, then the few rows
+        rows = np.flatnonzero(total == np.inf)
+        for p in parts:  # the infinite pieces share the row equally, the finite ones get none
+            p[rows] = p[rows] == np.inf
+        total[rows] = sum(p[rows] for p in parts)
     scale = 1 / select(total > 0, total, np.float32(1))
     by_signal = np.empty((len(parts), total.shape[0]), dtype=np.float32)
     for j, p in enumerate(parts):

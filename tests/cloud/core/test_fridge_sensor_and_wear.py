@@ -238,3 +238,44 @@ def test_contributions_are_the_shared_normalisation_of_the_evidence() -> None:
     assert got.dtype == np.float32
     np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-7)
     assert (got[10] == 0).all()
+
+
+def test_infinite_evidence_takes_the_whole_share_instead_of_nan() -> None:
+    raw = np.array([[np.inf, 2.0, 0.0], [np.inf, np.inf, 1.0], [np.nan, -1.0, 0.0]])
+    expected = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.0], [0.0, 0.0, 0.0]])
+    shares = column_shares([raw[:, j].astype(np.float32) for j in range(raw.shape[1])])
+    for got in (np.asarray(normalise_contributions(raw), dtype=np.float64), shares):
+        assert np.isfinite(got).all()
+        np.testing.assert_allclose(np.asarray(got, dtype=np.float64), expected, atol=1e-6)
+
+
+def test_a_trend_fitted_exactly_by_its_first_points_still_explains_itself() -> None:
+    """Three readings whose duty rises in a straight line: the trend's standard error is zero,
+    its t statistic infinite. The contributions stay shares (they used to be NaN)."""
+    rows = np.array(
+        [
+            [4.2673397, 2.0104544, 20.640865, 0.16120611, 0.71625185, 0.0, 0.0, 1.0],
+            [3.8260767, 0.39956194, 20.66268, 0.24475105, 0.71625185, 0.0, 0.0, 1.0],
+            [3.7016745, -0.87046504, 20.684484, 0.32658139, 0.71625185, 0.0, 0.0, 1.0],
+        ],
+        dtype=np.float32,
+    )
+    state = fridge.FridgeState.empty()
+    for k, row in enumerate(rows):
+        batch = TelemetryBatch(
+            kind="fridge",
+            device_ids=("fr-exact",),
+            channels=fridge.CHANNELS,
+            row_device=np.zeros(1, dtype=np.int64),
+            row_seq=np.zeros(1, dtype=np.int64),
+            ts_ms=np.array([T0_MS + k * 300_000], dtype=np.int64),
+            values=row[None, :].astype(np.float64),
+        )
+        state, cond = fridge.update(state, batch)
+    fit = state.trend.fit(np.array([2 * 300_000 / DAY_MS], dtype=np.float32))
+    assert fit.slope[0] > 0  # the case itself: a rising line fitted exactly
+    assert fit.slope_se[0] == 0
+    assert np.isfinite(cond.contributions).all()
+    assert cond.contributions[0].sum() == pytest.approx(1.0)
+    assert cond.signals[int(np.argmax(cond.contributions[0]))] == "duty_trend"
+    assert not cond.active[0]
