@@ -8,7 +8,9 @@ with exponential forgetting, and it learns only while the slot had stock (a sold
 nothing, which says nothing about demand). From it: the probability that a slot sells out
 within the restock horizon, the expected stock-out time with an 80 % interval, the pick list
 and a route priority. A jammed coil is failed vends while stock remains, or a slot that has
-stopped selling although its stock and its expected demand say it should have sold by now.
+stopped selling although its stock and its expected demand say it should have sold by now. A
+failing payment reader declines far more cards than a working one (where the machine reports
+its reader's counts), or leaves failed vends at several slots (where it does not).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from cloud.core.kernels import F32, Float32Array, rank_within_groups
 from cloud.core.types import Condition
 from cloud.core.vending_state import (
     COOLING_FAULT,
+    DECLINE_ALARM,
     JAM_FAULT,
     PAYMENT_FAULT,
     RESTOCK_FAULT,
@@ -36,6 +39,7 @@ from cloud.core.vending_verdicts import StockForecast, forecast_stock, pick_list
 
 __all__ = [
     "COOLING_FAULT",
+    "DECLINE_ALARM",
     "JAM_FAULT",
     "PAYMENT_FAULT",
     "RESTOCK_FAULT",
@@ -75,11 +79,16 @@ def update(state: VendingState, batch: TelemetryBatch) -> tuple[VendingState, li
 
     stock_in, vends_in, fails_in = matrix("stock"), matrix("vends"), matrix("fails")
     cab_in = batch.channel("cabinet_c")[order].astype(F32)
+    auths_in = batch.channel("card_auths")[order].astype(F32)
+    declines_in = batch.channel("card_declines")[order].astype(F32)
     fresh = ts_s > st.last_ts_ms[dev_s]
     for r in range(int(rank.max()) + 1 if rank.size else 0):
         m = (rank == r) & fresh
         if m.any():
-            fold(st, dev_s[m], ts_s[m], stock_in[m], vends_in[m], fails_in[m], cab_in[m])
+            fold(
+                st, dev_s[m], ts_s[m], stock_in[m], vends_in[m], fails_in[m], cab_in[m],
+                auths_in[m], declines_in[m],
+            )  # fmt: skip
     touched = np.zeros(len(reg), dtype=bool)
     touched[dev_s[fresh]] = True
     return st, [

@@ -69,6 +69,15 @@ TAU_FAILS_S: Final = 7 * 86400.0  # the window in which failures at other slots 
 # silences are longer than Poisson's; 24 keeps healthy slots quiet in the backtests.
 JAM_EXPECTED_SALES: Final = 24.0
 PAYMENT_FAULT: Final = "vending.payment_reader"
+# A reader that reports its authorisations and declines: a one-sided CUSUM of the decline log
+# likelihood ratio, a failing reader (half the cards declined) against a working one (15 %, well
+# above what issuers decline), alarms at a ratio of 100 to 1. Four or five declines with few
+# approvals between them reach it; a working reader's approvals keep it near zero.
+DECLINE_OK: Final = 0.15
+DECLINE_BAD: Final = 0.5
+DECLINE_ALARM: Final = float(np.log(100.0))
+DECLINE_LLR: Final = float(np.log(DECLINE_BAD / DECLINE_OK))  # per declined card
+APPROVE_LLR: Final = float(np.log((1 - DECLINE_BAD) / (1 - DECLINE_OK)))  # per approved one
 TAU_MACHINE_S: Final = 2 * 86400.0  # the window of a machine's sales against its expectation
 MACHINE_P_VALUE: Final = 1e-6  # so few sales for what was expected happen this rarely by chance
 MACHINE_RATIO: Final = 0.5  # ...and the machine sells less than half of what it should
@@ -107,6 +116,9 @@ class VendingState:
     fail_w: Float32Array  # failed vends over the last days, forgetting
     machine_sold: Float32Array  # (n_devices,) sales over the last days, forgetting
     machine_expected: Float32Array  # (n_devices,) what the levels expected over them
+    card_auths_w: Float32Array  # (n_devices,) card authorisations, forgetting; NaN: no reader seen
+    card_declines_w: Float32Array  # (n_devices,) of those declined, forgetting
+    decline_cusum: Float32Array  # (n_devices,) evidence of a failing reader (see DECLINE_ALARM)
 
     @classmethod
     def empty(cls) -> VendingState:
@@ -125,7 +137,8 @@ class VendingState:
         return cls(
             Registry(), Registry(), i, np.zeros((0, 24), F32), np.zeros((0, 24), F32),
             np.zeros((0, 7), F32), np.zeros((0, 7), F32), cabinet_c=f, warm_ms=f,
-            machine_sold=f, machine_expected=f, **{g: np.zeros((0, 0), F32) for g in grids},
+            machine_sold=f, machine_expected=f, card_auths_w=f, card_declines_w=f,
+            decline_cusum=f, **{g: np.zeros((0, 0), F32) for g in grids},
         )  # fmt: skip
 
     def grown(self, n_dev: int, n_slots: int) -> VendingState:
@@ -156,6 +169,9 @@ class VendingState:
             fail_w=grid(self.fail_w, 0.0),
             machine_sold=grow(self.machine_sold, n_dev, 0.0),
             machine_expected=grow(self.machine_expected, n_dev, 0.0),
+            card_auths_w=grow(self.card_auths_w, n_dev, np.nan),
+            card_declines_w=grow(self.card_declines_w, n_dev, 0.0),
+            decline_cusum=grow(self.decline_cusum, n_dev, 0.0),
         )
 
     def copy(self) -> VendingState:
@@ -224,8 +240,14 @@ def fold(
     sold: Float32Array,
     fails: Float32Array,
     cab_in: Float32Array,
+    auths_in: Float32Array | None = None,
+    declines_in: Float32Array | None = None,
 ) -> None:
-    """Fold one reading per listed machine into ``st`` (a private copy), in place."""
+    """Fold one reading per listed machine into ``st`` (a private copy), in place.
+
+    ``auths_in`` and ``declines_in`` are the card reader's counts (NaN, or ``None`` for all,
+    where a machine does not report them).
+    """
     last = st.last_ts_ms[d]
     dt_s = np.where(last >= 0, (t - last) / 1000.0, 0.0).astype(F32)
     dt_h = dt_s / F32(3600.0)
@@ -287,7 +309,29 @@ def fold(
     st.jam_sold[d] = np.where(streak_before, st.jam_sold[d] + total[:, None], 0) * (jam_fails > 0)
     keep_f = (1 - ewm_alpha(dt_s, TAU_FAILS_S))[:, None]
     st.fail_w[d] = st.fail_w[d] * keep_f + np.where(np.isnan(fails), 0, fails)
+    if auths_in is not None:
+        _fold_card(st, d, keep_f[:, 0], auths_in, declines_in)
     st.cabinet_c[d] = ewm_update(st.cabinet_c[d], cab_in, ewm_alpha(dt_s, TAU_CABINET_S))
     warm_now = np.nan_to_num(cab_in, nan=-np.inf) > WARM_CABINET_C
     st.warm_ms[d] = np.where(warm_now, st.warm_ms[d] + dt_s * 1000, 0)
     st.last_ts_ms[d] = t
+
+
+def _fold_card(
+    st: VendingState,
+    d: IntArray,
+    keep: Float32Array,
+    auths_in: Float32Array,
+    declines_in: Float32Array | None,
+) -> None:
+    """The card reader's authorisations and declines: forgetting sums and the decline CUSUM."""
+    seen = ~np.isnan(auths_in)
+    auths = np.where(seen, auths_in, 0).astype(F32)
+    declines = np.zeros_like(auths) if declines_in is None else np.nan_to_num(declines_in)
+    declines = np.clip(declines, 0, auths).astype(F32)  # never more declines than payments
+    old_auths = st.card_auths_w[d]
+    st.card_auths_w[d] = np.where(seen, np.nan_to_num(old_auths) * keep + auths, old_auths)
+    old_declines = st.card_declines_w[d]
+    st.card_declines_w[d] = np.where(seen, old_declines * keep + declines, old_declines)
+    step = declines * F32(DECLINE_LLR) + (auths - declines) * F32(APPROVE_LLR)
+    st.decline_cusum[d] = np.maximum(st.decline_cusum[d] + step, 0)

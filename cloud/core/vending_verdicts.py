@@ -17,6 +17,7 @@ from cloud.core.kernels import BoolArray, FloatArray, IntArray
 from cloud.core.types import Condition, normalise_contributions
 from cloud.core.vending_state import (
     COOLING_FAULT,
+    DECLINE_ALARM,
     DEMAND_SHAPE_PER_DAY,
     FAILED_SLOT,
     FORECAST_HOURS,
@@ -187,14 +188,18 @@ def assess_jams(st: VendingState, touched: BoolArray) -> Condition:
     c = c.astype(np.int64)
     fails = st.jam_fails[d, c].astype(np.float64)
     silent = st.silent[d, c].astype(np.float64)
-    # Failed vends at one slot are a jam; at several slots, the machine (payment). Alone: the
-    # machine's other slots together weigh at most FAILED_SLOT failed vends over the last days,
-    # however spread out (a dead reader on a quiet machine declines now at one slot, now at
-    # another).
+    # A machine that reports its card reader's declines counts only the coil's failures as
+    # failed vends: two in a row at a slot are its jam. Without those counts a declined customer
+    # may be a failed vend too: failed vends at one slot are a jam; at several slots, the
+    # machine (payment). Alone: the machine's other slots together weigh at most FAILED_SLOT
+    # failed vends over the last days, however spread out (a dead reader on a quiet machine
+    # declines now at one slot, now at another); confirmed, because a fading reader can
+    # decline two customers in a row at one slow slot before it declines elsewhere.
     others = st.fail_w.sum(axis=1)[d] - st.fail_w[d, c]  # one sum per machine, not per slot
     alone = others <= FAILED_SLOT
     confirmed = (fails >= JAM_CONFIRM_FAILS) | (st.jam_sold[d, c] >= JAM_CONFIRM_SALES)
-    by_fails = (fails >= JAM_AFTER_FAILS) & confirmed & alone
+    card_reader = reports_card_reader(st)[d]
+    by_fails = (fails >= JAM_AFTER_FAILS) & (card_reader | (confirmed & alone))
     selling = machine_ratio(st)[d] >= SELLING_RATIO  # the rest of the machine still sells
     by_silence = (silent >= JAM_EXPECTED_SALES) & selling & alone
     active = by_fails | by_silence
@@ -227,6 +232,12 @@ def assess_jams(st: VendingState, touched: BoolArray) -> Condition:
     )
 
 
+def reports_card_reader(st: VendingState) -> BoolArray:
+    """Machines whose card reader reports its authorisations and declines."""
+    out: BoolArray = ~np.isnan(st.card_auths_w)
+    return out
+
+
 def failing_slots(st: VendingState) -> IntArray:
     """How many slots of each machine failed a vend over the last days."""
     out: IntArray = (st.fail_w > FAILED_SLOT).sum(axis=1).astype(np.int64)
@@ -242,12 +253,14 @@ def machine_ratio(st: VendingState) -> FloatArray:
 
 
 def assess_payment(st: VendingState, touched: BoolArray) -> Condition:
-    """A machine whose customers fail to buy at many slots at once, or that stopped selling.
+    """A machine whose card reader declines far more cards than a working one, whose customers
+    fail to buy at many slots at once, or that has stopped selling.
 
-    Jams are per slot; when vends fail at several slots, or every slot goes quiet at once, the
-    cause is the machine: most often a payment reader that declines cards. The quiet test is a
-    Poisson tail: this few sales for what the levels expected over the last days would happen
-    by chance with probability below :data:`MACHINE_P_VALUE`.
+    Where the machine reports its reader's counts, the decline CUSUM (:data:`DECLINE_ALARM`)
+    decides; where it does not, vends failing at several slots point to the machine, as jams
+    are per slot. Every slot going quiet at once points to it too: a Poisson tail, this few
+    sales for what the levels expected over the last days would happen by chance with
+    probability below :data:`MACHINE_P_VALUE`.
     """
     n = len(st.registry)
     sold = st.machine_sold.astype(np.float64)
@@ -256,12 +269,19 @@ def assess_payment(st: VendingState, touched: BoolArray) -> Condition:
     ratio = machine_ratio(st)
     spread = failing_slots(st)
     fails = st.fail_w.sum(axis=1).astype(np.float64)
-    declining = (spread >= PAYMENT_SLOTS) & (fails >= PAYMENT_FAILS)
+    card_reader = reports_card_reader(st)
+    cusum = st.decline_cusum.astype(np.float64)
+    declining = ~card_reader & (spread >= PAYMENT_SLOTS) & (fails >= PAYMENT_FAILS)
+    declines = cusum >= DECLINE_ALARM
     silent = (p_low < MACHINE_P_VALUE) & (ratio < MACHINE_RATIO)
-    active = declining | silent
+    active = declines | declining | silent
     now = st.last_ts_ms.astype(np.float64)
     score = np.clip((1.0 - ratio) * np.clip(expected / 10.0, 0.0, 1.0), 0.0, 1.0)
-    score = np.maximum(score, np.clip(fails / (2 * PAYMENT_FAILS), 0.0, 1.0) * (spread >= 2))
+    by_fails = np.clip(fails / (2 * PAYMENT_FAILS), 0.0, 1.0) * (spread >= 2) * ~card_reader
+    score = np.maximum(score, by_fails)
+    score = np.maximum(score, np.clip(cusum / (2 * DECLINE_ALARM), 0.0, 1.0))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        decline_share = np.nan_to_num(st.card_declines_w / st.card_auths_w).astype(np.float64)
     return Condition(
         fault=PAYMENT_FAULT,
         unit_device=np.arange(n, dtype=np.int64),
@@ -274,15 +294,17 @@ def assess_payment(st: VendingState, touched: BoolArray) -> Condition:
         eta_ms=np.where(active, now, np.nan),
         eta_lo_ms=np.where(active, now, np.nan),
         eta_hi_ms=np.where(active, now, np.nan),
-        signals=("machine_sales", "failed_vends"),
+        signals=("machine_sales", "failed_vends", "card_declines"),
         contributions=normalise_contributions(
-            np.stack([silent * (1.0 - ratio), declining * fails], axis=1) * active[:, None]
+            np.stack([silent * (1.0 - ratio), declining * fails, declines * decline_share], axis=1)
+            * active[:, None]
         ),
-        reason=np.select([declining, silent], [1, 2], default=0).astype(np.int64),
+        reason=np.select([declines, declining, silent], [3, 1, 2], default=0).astype(np.int64),
         reason_names=(
             "",
             "vends fail at several slots: the payment reader declines customers",
             "the whole machine has almost stopped selling: check the payment reader",
+            "the card reader declines far more cards than a working reader does",
         ),
     )
 

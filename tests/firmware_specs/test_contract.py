@@ -270,7 +270,11 @@ def test_vending_profile_matches_the_contract() -> None:
         "ambient_c",
         "compressor_on",
         "door_open_s",
+        "card_auths",
+        "card_declines",
     ]
+    ranges = {c["name"]: (c["min"], c["max"]) for c in profile["channels"]}
+    assert ranges["card_auths"] == ranges["card_declines"] == (0, 1000)
     patterns = {p["pattern"]: (p["min"], p["max"]) for p in profile["channel_patterns"]}
     assert patterns == {
         r"^slot\.[A-J][0-9]{1,2}\.stock$": (0, 200),

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from cloud.batch import TelemetryBatch
-from cloud.core import fleet
+from cloud.core import fleet, vending
 from cloud.core.kernels import rank_within_groups
 from cloud.core.tyres import compensate_kpa
 from cloud.decisions import PolicyState, decide
@@ -390,6 +390,64 @@ def test_failed_vends_at_many_slots_are_the_payment_reader_not_jams():
     faults = {d.fault for d in decisions}
     assert "vending.payment_reader" in faults
     assert not any(f.startswith("vending.jammed_coil") for f in faults)
+
+
+def with_card_reader(cols: dict[str, np.ndarray], decline_p: np.ndarray, seed: int = 3) -> None:
+    """Add the card reader's counts: a third of the vends paid by card, ``decline_p`` of those
+    cards (per sample) declined."""
+    rng = np.random.default_rng(seed)
+    vends = sum(v for k, v in cols.items() if k.endswith(".vends"))
+    auths = rng.binomial(vends.astype(np.int64), 1 / 3) + rng.poisson(0.05, vends.size)
+    cols["card_auths"] = auths.astype(float)
+    cols["card_declines"] = rng.binomial(auths, decline_p).astype(float)
+
+
+def test_a_working_card_reader_raises_nothing_over_weeks():
+    ts, cols = vending_rows(21)
+    with_card_reader(cols, np.full(ts.size, 0.05))
+    assert cols["card_declines"].sum() >= 5  # it does decline cards, as issuers do
+    state, decisions = run("vending", ts, cols)
+    assert not [d for d in decisions if d.fault != "vending.restock"]
+    assert float(state.vending.decline_cusum.max()) < vending.DECLINE_ALARM
+
+
+def test_a_card_reader_that_declines_most_cards_is_the_payment_reader():
+    ts, cols = vending_rows(4)
+    failing = ts >= T0 + 2 * DAY
+    with_card_reader(cols, np.where(failing, 1.0, 0.02))  # then it declines every card
+    _, decisions = run("vending", ts, cols)
+    payment = [d for d in decisions if d.fault == "vending.payment_reader"]
+    assert len(payment) == 1
+    assert "declines far more cards than a working reader" in payment[0].summary
+    assert dict(payment[0].contributions)["card_declines"] == 1.0
+    # four declines in a row reach the alarm (4 × 1.20 > ln 100), and the policy opens the
+    # ticket once the condition has held for three messages
+    declined = np.cumsum(np.where(failing, cols["card_declines"], 0))
+    fourth = ts[np.argmax(declined >= 4)]
+    assert T0 + 2 * DAY < payment[0].ts_ms <= fourth + 3 * 6 * STEP
+    assert not [d for d in decisions if d.fault.startswith("vending.jammed_coil")]
+
+
+def test_with_the_card_readers_counts_two_failed_vends_are_a_jam_at_once():
+    # Its declines are counted apart, so a failed vend is the coil's: no confirmation is
+    # needed, and a failure at another slot does not hide it.
+    first, ts, cols = two_failed_vends_at_a2(later_fail_at_a1_h=0.5)
+    with_card_reader(cols, np.full(ts.size, 0.03))
+    _, decisions = run("vending", ts, cols)
+    jams = [d for d in decisions if d.fault.startswith("vending.jammed_coil")]
+    assert [d.fault for d in jams] == ["vending.jammed_coil.A2"]
+    second = first + 6 * STEP
+    assert second <= jams[0].ts_ms <= second + 6 * STEP  # within the message that carries it
+
+
+def test_more_declines_than_card_payments_are_clipped_not_trusted():
+    ts, cols = vending_rows(3)
+    with_card_reader(cols, np.full(ts.size, 0.0))
+    cols["card_declines"] = cols["card_auths"] + 5.0  # a firmware that miscounts
+    state, _ = run("vending", ts, cols)
+    v = state.vending
+    assert np.isfinite(v.decline_cusum).all()
+    assert float(v.card_declines_w[0]) <= float(v.card_auths_w[0]) + 1e-3
 
 
 def test_restock_decision_carries_pick_list_priority_and_an_interval():
