@@ -34,8 +34,13 @@ SLOT_ROWS: Final = "ABCDE"
 SLOT_COLS: Final = 6
 SLOTS: Final = tuple(f"{row}{col}" for row in SLOT_ROWS for col in range(1, SLOT_COLS + 1))
 BASE_CHANNELS: Final = ("cabinet_c", "ambient_c", "compressor_on", "door_open_s")
-CHANNELS: Final = BASE_CHANNELS + tuple(
-    f"slot.{slot}.{what}" for slot in SLOTS for what in ("stock", "vends", "fails")
+# The card reader's own counts: payments sent for authorisation and payments declined. A
+# declined card is not a vend: the machine never tried to deliver, so it is not a slot's fail.
+PAYMENT_CHANNELS: Final = ("card_auths", "card_declines")
+CHANNELS: Final = (
+    BASE_CHANNELS
+    + PAYMENT_CHANNELS
+    + tuple(f"slot.{slot}.{what}" for slot in SLOTS for what in ("stock", "vends", "fails"))
 )
 FAULTS: Final = ("jammed_coil", "payment_reader", "cooling_failure")
 DEFAULT_WEIGHTS: Final = (0.45, 0.25, 0.3)
@@ -69,6 +74,9 @@ _RATE_LOG_SD: Final = float(CALIBRATION["slot_rate_per_day"]["log_sd"])
 _DAY_SHAPE: Final = 1.0 / max(float(CALIBRATION["overdispersion"]), 1e-3)
 CARD_SHARE: Final = float(CALIBRATION["card_share"])
 _CASH_RETRY: Final = 0.3  # declined card customers who pay cash instead
+# A working reader declines some cards too (insufficient funds, expired or blocked cards). The
+# sales data lists processed sales only, so this per-machine share is an assumption.
+HEALTHY_DECLINES: Final = (0.01, 0.05)
 
 _UA_W_PER_K: Final = 2.0
 _HEAT_CAPACITY_J_PER_K: Final = 200e3
@@ -92,6 +100,11 @@ class VendingFleet:
     the machine's location kind and within the day an assumed hour profile. ``demand_scale``
     multiplies every rate (1 = the calibrated sites). A slot at zero stock takes no selections.
 
+    A third of customers pay by card (fitted). The reader reports the card payments it sent for
+    authorisation (``card_auths``) and those declined (``card_declines``); a working reader
+    declines 1–5 % of cards (per machine, assumed). 30 % of declined customers pay cash instead,
+    the rest walk away without a vend; a declined card is never a slot's failed vend.
+
     Route policy ``"weekly"``: each machine is visited once a week on its route day and every
     slot refilled to capacity (``restock`` events, door open for the visit); ``"none"``: only
     :meth:`restock` refills. Each stock-out is a ``stockout`` label with the slot as component,
@@ -99,7 +112,7 @@ class VendingFleet:
 
     Planned faults: ``jammed_coil`` (every vend at one slot fails from the onset while its stock
     stays; failure at the first failed vend), ``payment_reader`` (card payments are declined
-    with a probability rising to 1 over 2–7 days; a third of those customers pay cash instead;
+    with a probability rising to 1 over 2–7 days; 30 % of those customers pay cash instead;
     failure when the reader is dead) and ``cooling_failure`` (cooling capacity fades to nothing
     over 1–4 days; failure when the true cabinet temperature stays above the profile's limit for
     its limit minutes).
@@ -160,6 +173,10 @@ class VendingFleet:
         self._relay_on = np.zeros(n, dtype=np.bool_)
         self._cooling_fade_ms = rng.uniform(1.0, 4.0, size=n) * DAY_MS
         self._reader_fade_ms = rng.uniform(2.0, 7.0, size=n) * DAY_MS
+        # Card declines draw from a stream of their own (spawning leaves ``rng`` where it was),
+        # so the machines, their faults and their onsets are those the seed always gave.
+        self._card_rng = rng.spawn(1)[0]
+        self._healthy_decline_p = self._card_rng.uniform(*HEALTHY_DECLINES, size=n)
         self._above_since_ms = np.full(n, -1, dtype=np.int64)
         self.devices = tuple(self._spec(i, ids[i], SITES[site[i]].tz) for i in range(n))
         fault = assign_faults(n, fault_share, weights, rng)
@@ -272,9 +289,11 @@ class VendingFleet:
         paying = offered - jam_fails
         decline_p = self._decline_probability(ts_ms, active)
         card = rng.binomial(paying, CARD_SHARE)
-        declined = rng.binomial(card, decline_p[:, None])
-        walked_away = declined - rng.binomial(declined, _CASH_RETRY)
-        fails = jam_fails + walked_away
+        declined = self._card_rng.binomial(
+            card, 1.0 - (1.0 - self._healthy_decline_p[:, None]) * (1.0 - decline_p[:, None])
+        )
+        walked_away = declined - self._card_rng.binomial(declined, _CASH_RETRY)
+        fails = jam_fails  # a declined customer who walks away leaves no failed vend
         vends = np.minimum(paying - walked_away, self.stock)
         before = self.stock
         self.stock = self.stock - vends
@@ -314,7 +333,16 @@ class VendingFleet:
         slot_values[~self.has_slot] = np.nan
         values = np.concatenate(
             (
-                np.column_stack((cabinet_c, ambient_c, cooled.calls, np.round(door_s, 1))),
+                np.column_stack(
+                    (
+                        cabinet_c,
+                        ambient_c,
+                        cooled.calls,
+                        np.round(door_s, 1),
+                        card.sum(axis=1),
+                        declined.sum(axis=1),
+                    )
+                ),
                 slot_values.reshape(n, -1),
             ),
             axis=1,
