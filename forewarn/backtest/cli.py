@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from cloud.errors import ConfigError
+
 HELP = "run a scenario offline through the real core and decision policy, and score it"
 
 
@@ -19,7 +21,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="scenario TOML file, or the name of a shipped one (quick, realistic-month, stress)",
     )
-    p.add_argument("--seed", type=int, help="override the scenario's seed")
+    seed = p.add_mutually_exclusive_group()
+    seed.add_argument("--seed", type=int, help="override the scenario's seed")
+    seed.add_argument(
+        "--seeds",
+        type=_seed_list,
+        metavar="A,B,...",
+        help="run the scenario once per seed and score the runs each and pooled",
+    )
     p.add_argument("--json", action="store_true", help="print the scores as one JSON object")
     p.add_argument("--report", type=Path, metavar="DIR", help="write PNG plots and index.html")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
@@ -28,27 +37,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from cloud.errors import ConfigError
     from forewarn.backtest.metrics import score
-    from forewarn.backtest.progress import ProgressBar
     from forewarn.backtest.restock import BacktestError
-    from forewarn.backtest.runner import run_backtest
     from simulators.scenario import ScenarioError, load_scenario
 
     scenario = load_scenario(args.scenario)
-    if args.seed is not None:
-        if not 0 <= args.seed < 2**63:
-            raise ScenarioError(f"--seed must be within [0, 2**63), got {args.seed}")
-        scenario = replace(scenario, seed=args.seed)
+    seeds: list[int] = args.seeds or ([args.seed] if args.seed is not None else [scenario.seed])
+    for seed in seeds:
+        if not 0 <= seed < 2**63:
+            raise ScenarioError(f"seeds must be within [0, 2**63), got {seed}")
+    if args.seeds is not None:
+        return _run_seeds(args, replace(scenario, seed=seeds[0]), seeds)
+    scenario = replace(scenario, seed=seeds[0])
     if args.report is not None:  # fail before a long run, not after it
         _report_dir(args.report)
-    bar = None if args.no_progress else ProgressBar(sys.stderr, f"backtest {scenario.name}")
     t0 = time.monotonic()
-    try:
-        result = run_backtest(scenario, progress=bar)
-    finally:
-        if bar is not None:
-            bar.close()
+    result = _run_one(scenario, args.no_progress)
     scores = score(result)
     wall_s = time.monotonic() - t0
     if args.report is not None:
@@ -71,6 +75,55 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_one(scenario: Any, no_progress: bool) -> Any:
+    from forewarn.backtest.progress import ProgressBar
+    from forewarn.backtest.runner import run_backtest
+
+    label = f"backtest {scenario.name} (seed {scenario.seed})"
+    bar = None if no_progress else ProgressBar(sys.stderr, label)
+    try:
+        return run_backtest(scenario, progress=bar)
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def _run_seeds(args: argparse.Namespace, scenario: Any, seeds: list[int]) -> int:
+    """One run per seed; each scored on its own, then all of them pooled."""
+    from dataclasses import replace
+
+    from forewarn.backtest.metrics import pooled_score, score
+
+    if args.report is not None:
+        raise ConfigError("--report draws one run: give --seed, not --seeds")
+    t0 = time.monotonic()
+    runs = [_run_one(replace(scenario, seed=seed), args.no_progress) for seed in seeds]
+    each = [score(r).as_json() for r in runs]
+    pooled = pooled_score(runs).as_json()
+    wall_s = time.monotonic() - t0
+    print(f"backtest {scenario.name}: {len(runs)} seeds, {wall_s:.1f} s", file=sys.stderr)
+    if args.json:
+        print(json.dumps({"runs": each, "pooled": pooled}))
+    else:
+        print(render_seeds(each, pooled))
+    return 0
+
+
+def _seed_list(text: str) -> list[int]:
+    """``--seeds 20260105,1,2``: distinct integers, at least two."""
+    try:
+        seeds = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"seeds are integers separated by commas, got {text!r}"
+        ) from None
+    if len(seeds) < 2:
+        raise argparse.ArgumentTypeError(f"give two seeds or more (or --seed), got {text!r}")
+    if len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"each seed once, got {text!r}")
+    return seeds
+
+
 def _report_dir(path: Path) -> None:
     from forewarn.backtest.restock import BacktestError
 
@@ -80,10 +133,37 @@ def _report_dir(path: Path) -> None:
         raise BacktestError(f"cannot create the report directory {path}: {exc}") from exc
 
 
+SEED_FIGURES: tuple[str, ...] = (
+    "false_tickets",
+    "eta_interval_coverage",
+    "stockouts",
+    "baseline_stockouts",
+    "stockouts_prevented_pct",
+    "restock_visits",
+    "baseline_restock_visits",
+)
+
+
+def render_seeds(each: list[dict[str, Any]], pooled: dict[str, Any]) -> str:
+    """A line of key figures per seed, then the pooled scores' table."""
+    head = f"{'seed':>20}" + "".join(f"{k:>{max(len(k), 8) + 2}}" for k in SEED_FIGURES)
+    lines = [head]
+    for s in each:
+        row = f"{s['seed']:>20}"
+        row += "".join(f"{_num(s[k]):>{max(len(k), 8) + 2}}" for k in SEED_FIGURES)
+        lines.append(row)
+    return "\n".join(lines) + "\n\npooled over the seeds\n" + render_text(pooled)
+
+
 def render_text(scores: dict[str, Any]) -> str:
     """The scores as a fixed-width table for a terminal."""
+    seed = (
+        f"seed {scores['seed']}"
+        if "seed" in scores
+        else "seeds " + ", ".join(str(s) for s in scores["seeds"])
+    )
     lines = [
-        f"scenario {scores['scenario']} (seed {scores['seed']}, {scores['days']:g} days, "
+        f"scenario {scores['scenario']} ({seed}, {scores['days']:g} days, "
         f"dt {scores['dt_s']:g} s, devices {scores['devices']})",
         "",
         f"{'fault':<22}{'injected':>9}{'failed':>8}{'detected':>9}{'before failure':>16}"

@@ -79,7 +79,7 @@ class FaultKindScore:
 @dataclass(frozen=True, slots=True)
 class BacktestScore:
     scenario: str
-    seed: int
+    seeds: tuple[int, ...]  # one run's seed, or the seeds pooled
     days: float
     dt_s: float
     devices: dict[str, int]
@@ -107,9 +107,12 @@ class BacktestScore:
     emails_per_customer_month: float
 
     def as_json(self) -> dict[str, object]:
+        seed: dict[str, object] = (
+            {"seed": self.seeds[0]} if len(self.seeds) == 1 else {"seeds": list(self.seeds)}
+        )
         return {
             "scenario": self.scenario,
-            "seed": self.seed,
+            **seed,
             "days": self.days,
             "dt_s": self.dt_s,
             "devices": dict(self.devices),
@@ -241,8 +244,34 @@ def stockout_hours(labels: Sequence[FaultLabel], end_ms: int) -> float:
 
 def score(run: BacktestRun) -> BacktestScore:
     """Every figure of ``docs/backtest.md`` for one run."""
-    sc = run.scenario
-    matches, false = match(run.labels, run.tickets, run.decisions)
+    return pooled_score([run])
+
+
+def pooled_score(runs: Sequence[BacktestRun]) -> BacktestScore:
+    """Every figure of ``docs/backtest.md`` over runs of one scenario with different seeds.
+
+    Counts add up over the runs; shares, medians and percentiles are taken over every fault,
+    ticket, interval and stock-out of all of them (not averaged run by run), so a seed with
+    more faults weighs more. One run gives :func:`score`'s figures.
+    """
+    if not runs:
+        raise ValueError("no run to score")
+    sc = runs[0].scenario
+    seeds = tuple(r.scenario.seed for r in runs)
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"each seed once, got {list(seeds)}")
+    if any(r.scenario.name != sc.name or r.scenario.days != sc.days for r in runs):
+        raise ValueError("pooled runs must be of one scenario")
+    matches: list[FaultMatch] = []
+    false: list[TicketRecord] = []
+    on_faulty = 0  # device ids repeat from seed to seed: each run's tickets meet its own faults
+    for r in runs:
+        run_matches, run_false = match(r.labels, r.tickets, r.decisions)
+        matches += run_matches
+        false += run_false
+        on_faulty += on_faulty_devices(run_false, r.labels)
+    tickets = [t for r in runs for t in r.tickets]
+    labels = [lb for r in runs for lb in r.labels]
     by_fault: dict[tuple[str, str], list[FaultMatch]] = {}
     for m in matches:
         by_fault.setdefault((m.label.kind, m.label.fault), []).append(m)
@@ -254,24 +283,26 @@ def score(run: BacktestRun) -> BacktestScore:
         )
         for kind, fault in sorted(by_fault)
     }
-    devices = Counter(d.kind for d in run.devices)
-    device_years = len(run.devices) * sc.days / DAYS_PER_YEAR
+    devices = Counter(d.kind for d in runs[0].devices)  # a scenario's fleet, whatever the seed
+    device_years = sum(len(r.devices) for r in runs) * sc.days / DAYS_PER_YEAR
     coverage, n_eta = eta_coverage(matches)
-    stockouts = sum(1 for lb in run.labels if lb.fault == "stockout")
-    baseline = sum(1 for lb in run.baseline_labels if lb.fault == "stockout")
+    stockouts = sum(1 for lb in labels if lb.fault == "stockout")
+    baseline = sum(1 for r in runs for lb in r.baseline_labels if lb.fault == "stockout")
     months = sc.days / DAYS_PER_MONTH
+    customers = sum(r.customers for r in runs)
+    emails = sum(r.emails for r in runs)
     return BacktestScore(
         scenario=sc.name,
-        seed=sc.seed,
+        seeds=seeds,
         days=sc.days,
         dt_s=sc.dt_s,
         devices={k: devices[k] for k in ("fridge", "vending", "tyres")},
         faults=faults,
-        tickets=len(run.tickets),
+        tickets=len(tickets),
         false_tickets=len(false),
         false_tickets_by_family=dict(sorted(Counter(family_of(t.fault) for t in false).items())),
-        false_tickets_on_faulty_devices=on_faulty_devices(false, run.labels),
-        tickets_by_family=dict(sorted(Counter(family_of(t.fault) for t in run.tickets).items())),
+        false_tickets_on_faulty_devices=on_faulty,
+        tickets_by_family=dict(sorted(Counter(family_of(t.fault) for t in tickets).items())),
         device_years=round(device_years, 3),
         false_tickets_per_100_device_years=round(100.0 * len(false) / device_years, 2)
         if device_years > 0
@@ -283,15 +314,17 @@ def score(run: BacktestRun) -> BacktestScore:
         stockouts_prevented_pct=round(100.0 * (baseline - stockouts) / baseline, 1)
         if baseline
         else None,
-        stockout_slot_hours=stockout_hours(run.labels, sc.end_ms),
-        baseline_stockout_slot_hours=stockout_hours(run.baseline_labels, sc.end_ms),
-        restock_orders=run.restock_orders,
-        restock_visits=run.restock_visits,
-        baseline_restock_visits=run.baseline_restock_visits,
-        customers=run.customers,
-        customers_with_email=run.customers_with_email,
-        emails=run.emails,
-        emails_per_customer_month=round(run.emails / (run.customers * months), 4)
-        if run.customers and months > 0
+        stockout_slot_hours=round(sum(stockout_hours(r.labels, sc.end_ms) for r in runs), 1),
+        baseline_stockout_slot_hours=round(
+            sum(stockout_hours(r.baseline_labels, sc.end_ms) for r in runs), 1
+        ),
+        restock_orders=sum(r.restock_orders for r in runs),
+        restock_visits=sum(r.restock_visits for r in runs),
+        baseline_restock_visits=sum(r.baseline_restock_visits for r in runs),
+        customers=customers,
+        customers_with_email=sum(r.customers_with_email for r in runs),
+        emails=emails,
+        emails_per_customer_month=round(emails / (customers * months), 4)
+        if customers and months > 0
         else 0.0,
     )

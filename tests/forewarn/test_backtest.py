@@ -240,3 +240,81 @@ def test_a_fleet_without_vending_machines_has_no_restock_figures(tmp_path, capsy
     assert s["stockouts_prevented_pct"] is None
     assert (s["restock_orders"], s["restock_visits"], s["baseline_restock_visits"]) == (0, 0, 0)
     assert all(f["kind"] == "fridge" for f in s["faults"].values())
+
+
+def test_seeds_are_scored_each_and_pooled(tmp_path, capsys):
+    path = _scenario(tmp_path, "tiny", scenario={"days": 1},
+                     fleet={"fridges": 6, "vending": 4, "vehicles": 6})  # fmt: skip
+    _, both = _backtest_json(capsys, "--scenario", str(path), "--seeds", "8,9")
+    _, eight = _backtest_json(capsys, "--scenario", str(path), "--seed", "8")
+    _, nine = _backtest_json(capsys, "--scenario", str(path), "--seed", "9")
+    assert both["runs"] == [eight, nine]  # each seed as if run alone
+    pooled = both["pooled"]
+    assert list(pooled) == [("seeds" if k == "seed" else k) for k in TOP_KEYS]
+    assert pooled["seeds"] == [8, 9]
+    for key in ("tickets", "false_tickets", "stockouts", "baseline_stockouts", "restock_orders",
+                "restock_visits", "baseline_restock_visits", "customers", "emails"):  # fmt: skip
+        assert pooled[key] == eight[key] + nine[key], key
+    assert pooled["device_years"] == pytest.approx(eight["device_years"] + nine["device_years"])
+    assert pooled["devices"] == eight["devices"]
+    for name, fault in pooled["faults"].items():
+        for key in ("injected", "failed", "detected", "detected_before_failure"):
+            alone = [run["faults"].get(name, {}).get(key, 0) for run in (eight, nine)]
+            assert fault[key] == sum(alone), (name, key)
+    # shares of the pooled counts, not means of the runs' shares
+    if pooled["baseline_stockouts"]:
+        base = pooled["baseline_stockouts"]
+        expected = round(100 * (base - pooled["stockouts"]) / base, 1)
+        assert pooled["stockouts_prevented_pct"] == expected
+    assert main(["backtest", "--scenario", str(path), "--seeds", "8,9", "--no-progress"]) == 0
+    text = capsys.readouterr().out
+    assert text.splitlines()[0].split()[:3] == ["seed", "false_tickets", "eta_interval_coverage"]
+    assert "pooled over the seeds" in text
+    assert "(seeds 8, 9, 1 days" in text
+
+
+@pytest.mark.parametrize(
+    ("seeds", "message"),
+    [
+        ("8", "give two seeds or more"),
+        ("8,x", "seeds are integers separated by commas"),
+        ("8,8", "each seed once"),
+    ],
+)
+def test_bad_seed_lists_exit_2_saying_why(seeds, message, capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["backtest", "--scenario", "quick", "--seeds", seeds])
+    assert exited.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_seeds_refuse_a_seed_and_a_report(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["backtest", "--scenario", "quick", "--seed", "1", "--seeds", "2,3"])
+    assert exited.value.code == 2
+    assert "not allowed with argument" in capsys.readouterr().err
+    code = main(["backtest", "--scenario", "quick", "--seeds", "2,3", "--report", str(tmp_path)])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "--report draws one run" in err
+    assert "backtest quick" not in err  # refused before any run
+    assert main(["backtest", "--scenario", "quick", "--seeds", f"1,{2**63}"]) == 2
+    assert "seeds must be within [0, 2**63)" in capsys.readouterr().err
+
+
+def test_pooled_scores_need_runs_of_one_scenario_each_seed_once():
+    from dataclasses import replace
+
+    from forewarn.backtest.metrics import pooled_score
+    from forewarn.backtest.runner import run_backtest
+    from simulators.scenario import load_scenario
+
+    tiny = replace(load_scenario("quick"), days=0.25)
+    run = run_backtest(tiny)
+    with pytest.raises(ValueError, match="no run"):
+        pooled_score([])
+    with pytest.raises(ValueError, match="each seed once"):
+        pooled_score([run, run])
+    other = run_backtest(replace(tiny, seed=tiny.seed + 1, name="other"))
+    with pytest.raises(ValueError, match="one scenario"):
+        pooled_score([run, other])
