@@ -10,6 +10,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Final, cast
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import jsonschema_rs
 import numpy as np
@@ -402,6 +403,9 @@ def _decode_status(obj: dict[str, Any], kind: str, device_id: str) -> Status:
     _validate(_VALIDATORS["status"], obj)
     _check_identity(obj, kind, device_id)
     get = obj.get
+    visits = (get("attributes") or {}).get("visits")
+    if isinstance(visits, dict):
+        _check_zone(visits["tz"], "attributes.visits.tz")
     return Status(
         device_id,
         kind,
@@ -414,6 +418,14 @@ def _decode_status(obj: dict[str, Any], kind: str, device_id: str) -> Status:
         _optional_int(get("batch_interval_s")),
         get("attributes") or {},
     )
+
+
+def _check_zone(name: str, where: str) -> None:
+    """An IANA time zone the platform knows; the schema can only check its shape."""
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise _Rejection("schema", f"{where}: unknown time zone {name!r}") from exc
 
 
 def _decode_ack(obj: dict[str, Any], kind: str, device_id: str, now_ms: int) -> CommandAck:

@@ -51,6 +51,19 @@ def update(state: FleetState, batch: TelemetryBatch) -> tuple[FleetState, list[C
     raise ValueError(f"unknown product kind {batch.kind!r}")
 
 
+def _planned_visits(value: object) -> vending.PlannedVisits | None:
+    """``attributes.visits`` of a vending machine; None when absent or not usable."""
+    if not isinstance(value, Mapping):
+        return None
+    days, hour, tz = value.get("days"), value.get("hour"), value.get("tz")
+    if not (isinstance(days, list) and isinstance(hour, int) and isinstance(tz, str)):
+        return None
+    try:
+        return vending.PlannedVisits(tuple(str(d) for d in days), hour, tz)
+    except ValueError:
+        return None
+
+
 def configure(
     state: FleetState, kind: str, device_id: str, attributes: Mapping[str, object]
 ) -> FleetState:
@@ -87,5 +100,6 @@ def configure(
                 if isinstance(slot, dict) and isinstance(slot.get("slot"), str):
                     cap = slot.get("capacity")
                     caps[slot["slot"]] = int(cap) if isinstance(cap, int) else 0
-        return replace(state, vending=vending.configure(state.vending, device_id, caps))
+        visits = _planned_visits(attributes.get("visits"))
+        return replace(state, vending=vending.configure(state.vending, device_id, caps, visits))
     raise ValueError(f"unknown product kind {kind!r}")

@@ -31,9 +31,11 @@ from cloud.core.vending_state import (
     RESTOCK_FAULT,
     RESTOCK_HORIZON_H,
     SLOT_CHANNEL,
+    PlannedVisits,
     VendingState,
     configure,
     fold,
+    hours_to_visit,
 )
 from cloud.core.vending_verdicts import StockForecast, forecast_stock, pick_list
 
@@ -44,10 +46,12 @@ __all__ = [
     "PAYMENT_FAULT",
     "RESTOCK_FAULT",
     "RESTOCK_HORIZON_H",
+    "PlannedVisits",
     "StockForecast",
     "VendingState",
     "configure",
     "forecast_stock",
+    "hours_to_visit",
     "pick_list",
     "update",
 ]

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, fields, replace
-from typing import Final
+from datetime import datetime
+from typing import Any, Final
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 
@@ -16,6 +18,7 @@ from cloud.core.demand import (
 )
 from cloud.core.kernels import (
     F32,
+    BoolArray,
     Float32Array,
     FloatArray,
     IntArray,
@@ -119,26 +122,25 @@ class VendingState:
     card_auths_w: Float32Array  # (n_devices,) card authorisations, forgetting; NaN: no reader seen
     card_declines_w: Float32Array  # (n_devices,) of those declined, forgetting
     decline_cusum: Float32Array  # (n_devices,) evidence of a failing reader (see DECLINE_ALARM)
+    visit_mask: BoolArray  # (n_devices, 168) planned visits by local hour of the week (Monday 0:00)
+    visit_zone: IntArray  # (n_devices,) index of the machine's time zone in ``zones``; -1: none
+    zones: tuple[str, ...] = ()  # IANA time zones of the planned visits
 
     @classmethod
     def empty(cls) -> VendingState:
         i = np.zeros(0, dtype=np.int64)
         f = np.zeros(0, dtype=F32)
-        grids = (
-            "stock",
-            "capacity",
-            "sales_w",
-            "hours_w",
-            "jam_fails",
-            "jam_sold",
-            "silent",
-            "fail_w",
-        )
+        grids: dict[str, Any] = {
+            g: np.zeros((0, 0), F32)
+            for g in ("stock", "capacity", "sales_w", "hours_w", "jam_fails", "jam_sold",
+                      "silent", "fail_w")
+        }  # fmt: skip
         return cls(
             Registry(), Registry(), i, np.zeros((0, 24), F32), np.zeros((0, 24), F32),
             np.zeros((0, 7), F32), np.zeros((0, 7), F32), cabinet_c=f, warm_ms=f,
             machine_sold=f, machine_expected=f, card_auths_w=f, card_declines_w=f,
-            decline_cusum=f, **{g: np.zeros((0, 0), F32) for g in grids},
+            decline_cusum=f, visit_mask=np.zeros((0, HOURS_PER_WEEK), dtype=bool),
+            visit_zone=i, **grids,
         )  # fmt: skip
 
     def grown(self, n_dev: int, n_slots: int) -> VendingState:
@@ -172,13 +174,16 @@ class VendingState:
             card_auths_w=grow(self.card_auths_w, n_dev, np.nan),
             card_declines_w=grow(self.card_declines_w, n_dev, 0.0),
             decline_cusum=grow(self.decline_cusum, n_dev, 0.0),
+            visit_mask=grow(self.visit_mask, n_dev, False),
+            visit_zone=grow(self.visit_zone, n_dev, -1),
+            zones=self.zones,
         )
 
     def copy(self) -> VendingState:
         arrays = {
             f.name: getattr(self, f.name).copy()
             for f in fields(self)
-            if f.name not in ("registry", "slots")
+            if f.name not in ("registry", "slots", "zones")
         }
         return replace(self, **arrays)
 
@@ -187,7 +192,7 @@ class VendingState:
         return sum(
             getattr(self, f.name).nbytes
             for f in fields(self)
-            if f.name not in ("registry", "slots")
+            if f.name not in ("registry", "slots", "zones")
         )
 
     def level_per_h(self) -> FloatArray:
@@ -222,14 +227,84 @@ class VendingState:
         )
 
 
-def configure(state: VendingState, device_id: str, capacities: dict[str, int]) -> VendingState:
-    """Record slot capacities from a machine's birth message."""
+WEEKDAYS: Final = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedVisits:
+    """A route's planned visits to one machine: these weekdays at this local hour."""
+
+    days: tuple[str, ...]
+    hour: int
+    tz: str
+
+    def __post_init__(self) -> None:
+        bad = [d for d in self.days if d not in WEEKDAYS]
+        if not self.days or bad:
+            raise ValueError(f"visit days must be some of {', '.join(WEEKDAYS)}, got {self.days}")
+        if not 0 <= self.hour <= 23:
+            raise ValueError(f"the visit hour must be 0-23, got {self.hour}")
+        try:
+            ZoneInfo(self.tz)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {self.tz!r}") from exc
+
+    def mask(self) -> BoolArray:
+        """The visits as a mask over the local hours of the week, Monday 0:00 first."""
+        out = np.zeros(HOURS_PER_WEEK, dtype=bool)
+        out[[WEEKDAYS.index(d) * 24 + self.hour for d in self.days]] = True
+        return out
+
+
+def configure(
+    state: VendingState,
+    device_id: str,
+    capacities: dict[str, int],
+    visits: PlannedVisits | None = None,
+) -> VendingState:
+    """Record slot capacities, and the route's planned visits if any, from a birth message."""
     reg, idx = state.registry.extend([device_id])
     slots, cols = state.slots.extend(list(capacities))
     st = replace(state, registry=reg, slots=slots).grown(len(reg), len(slots))
     cap = st.capacity.copy()
     cap[idx[0], cols] = np.fromiter(capacities.values(), dtype=np.float64, count=len(cols))
-    return replace(st, capacity=cap)
+    mask, zone, zones = st.visit_mask.copy(), st.visit_zone.copy(), st.zones
+    if visits is None:
+        mask[idx[0]], zone[idx[0]] = False, -1
+    else:
+        if visits.tz not in zones:
+            zones = (*zones, visits.tz)
+        mask[idx[0]], zone[idx[0]] = visits.mask(), zones.index(visits.tz)
+    return replace(st, capacity=cap, visit_mask=mask, visit_zone=zone, zones=zones)
+
+
+def hours_to_visit(st: VendingState) -> FloatArray:
+    """Hours from each machine's last reading to the start of its next planned visit (at least
+    one, the visit hour in progress counting as passed); ``inf`` without planned visits.
+
+    Each time zone's UTC offset is taken at the fleet's latest reading, one look-up per zone.
+    """
+    n = st.visit_zone.shape[0]
+    out = np.full(n, np.inf)
+    planned = st.visit_zone >= 0
+    if not planned.any():
+        return out
+    now_ms = int(st.last_ts_ms.max())
+    offset_h = np.zeros(len(st.zones), dtype=np.int64)
+    for k, name in enumerate(st.zones):
+        delta = datetime.fromtimestamp(now_ms / 1000, ZoneInfo(name)).utcoffset()
+        offset_h[k] = round(delta.total_seconds() / 3600) if delta is not None else 0
+    rows = np.flatnonzero(planned)
+    utc_how = hour_of_week(np.maximum(st.last_ts_ms[rows], 0))
+    local_how = (utc_how + offset_h[st.visit_zone[rows]]) % HOURS_PER_WEEK
+    ahead = (local_how[:, None] + np.arange(1, HOURS_PER_WEEK + 1)[None, :]) % HOURS_PER_WEEK
+    hits = np.take_along_axis(st.visit_mask[rows], ahead, axis=1)
+    # From the hour of the last reading, the k-th hour ahead starts k hours later less the
+    # minutes already gone in this one.
+    minutes_in = (np.maximum(st.last_ts_ms[rows], 0) % 3_600_000) / 3_600_000
+    first = np.argmax(hits, axis=1) + 1.0 - minutes_in
+    out[rows] = np.where(hits.any(axis=1), first, np.inf)
+    return out
 
 
 def fold(

@@ -43,6 +43,7 @@ from cloud.core.vending_state import (
     WARM_CABINET_C,
     WARM_LIMIT_MS,
     VendingState,
+    hours_to_visit,
 )
 
 
@@ -51,13 +52,16 @@ class StockForecast:
     """Per machine and slot: stock-out risk and timing over the next :data:`FORECAST_HOURS`."""
 
     level_per_h: FloatArray  # demand per average hour (NaN: no sale seen in the machine yet)
-    p_horizon: FloatArray  # probability of selling out within the restock horizon
+    # probability of selling out within the restock horizon, or before the route's next planned
+    # visit to the machine if that comes sooner
+    p_horizon: FloatArray
     hours: FloatArray  # median hours until the slot is empty (inf: not within sight)
     hours_lo: FloatArray  # 80 % interval of that time
     hours_hi: FloatArray
     visit_by_h: FloatArray  # hours until it has emptied with probability STOCKOUT_RISK
     pick: FloatArray  # items to bring: refill to capacity after the sales until a visit
     p_refilled: FloatArray  # probability of selling out within the horizon once refilled now
+    to_visit_h: FloatArray  # (machines,) hours to the next planned visit; inf: visits on demand
 
 
 def forecast_stock(st: VendingState, horizon_h: int = RESTOCK_HORIZON_H) -> StockForecast:
@@ -65,23 +69,29 @@ def forecast_stock(st: VendingState, horizon_h: int = RESTOCK_HORIZON_H) -> Stoc
     n, n_s = st.stock.shape
     if n == 0 or n_s == 0:
         z = np.zeros((n, n_s))
-        return StockForecast(z, z, z + np.inf, z + np.inf, z + np.inf, z + np.inf, z, z)
+        inf = np.full(n, np.inf)
+        return StockForecast(z, z, z + np.inf, z + np.inf, z + np.inf, z + np.inf, z, z, inf)
     level = st.level_per_h()
     how = hour_of_week(np.maximum(st.last_ts_ms, 0))
     cum = cumulative_profile(st.factor(), how + 1, FORECAST_HOURS)
     rate = np.nan_to_num(level)
     stock = st.stock.astype(np.float64)
-    mu_h = rate * cum[:, horizon_h - 1][:, None]
-    shape_h = DEMAND_SHAPE_PER_DAY * max(horizon_h / 24.0, 1.0)
+    # A restock visit now prevents the stock-outs until the route's next planned visit, which
+    # refills the machine anyway, or within the horizon for a machine visited on demand.
+    to_visit = hours_to_visit(st)
+    span = np.minimum(to_visit, float(horizon_h))
+    at = np.clip(np.ceil(span).astype(np.int64), 1, FORECAST_HOURS) - 1
+    mu_h = rate * cum[np.arange(n), at][:, None]
+    shape_h = np.broadcast_to(
+        (DEMAND_SHAPE_PER_DAY * np.maximum(span / 24.0, 1.0))[:, None], mu_h.shape
+    )
     p = np.where(
         np.isnan(level) & (np.nan_to_num(stock) > 0),
         0.0,
-        stockout_probability(stock, mu_h, np.full_like(mu_h, shape_h)),
+        stockout_probability(stock, mu_h, shape_h),
     )
     refilled = np.where(np.isnan(stock), np.nan, np.maximum(st.capacity, 1.0))
-    p_refilled = np.where(
-        np.isnan(level), 0.0, stockout_probability(refilled, mu_h, np.full_like(mu_h, shape_h))
-    )
+    p_refilled = np.where(np.isnan(level), 0.0, stockout_probability(refilled, mu_h, shape_h))
     s = np.nan_to_num(stock)
 
     def quantile(q: float) -> FloatArray:
@@ -98,7 +108,8 @@ def forecast_stock(st: VendingState, horizon_h: int = RESTOCK_HORIZON_H) -> Stoc
     pick = np.where(
         present, np.ceil(np.maximum(st.capacity - np.maximum(s - until_visit, 0.0), 0.0)), 0.0
     )
-    return StockForecast(level, p, hours, lo, hi, by, np.minimum(pick, st.capacity), p_refilled)
+    pick = np.minimum(pick, st.capacity)
+    return StockForecast(level, p, hours, lo, hi, by, pick, p_refilled, to_visit)
 
 
 def visit_value(fc: StockForecast) -> FloatArray:

@@ -397,6 +397,36 @@ def test_status_birth_and_last_will() -> None:
     assert reason_of(raw({**birth, "device_id": "car-000002"}, topic)) == "topic"
 
 
+def test_a_vending_birth_carries_its_planned_visits_in_a_known_time_zone() -> None:
+    topic = "forewarn/v1/vending/vm-000001/status"
+    visits = {"days": ["mon", "thu"], "hour": 9, "tz": "Europe/Berlin"}
+    birth = {
+        "v": 1,
+        "device_id": "vm-000001",
+        "kind": "vending",
+        "state": "online",
+        "ts_ms": NOW_MS,
+        "fw": "2.1.0",
+        "model": "VendMax 30",
+        "sample_interval_s": 300,
+        "batch_interval_s": 900,
+        "attributes": {"slots": [{"slot": "A1", "capacity": 8}], "route": "r2", "visits": visits},
+    }
+    decoded = wire.decode(raw(birth, topic))
+    assert isinstance(decoded, wire.Status)
+    assert decoded.attributes["visits"] == visits
+
+    def with_visits(**change: object) -> wire.RawMessage:
+        attrs = {**birth["attributes"], "visits": {**visits, **change}}  # type: ignore[dict-item]
+        return raw({**birth, "attributes": attrs}, topic)
+
+    for bad in ({"tz": "Mars/Olympus_Mons"}, {"days": ["someday"]}, {"days": []}, {"hour": 24},
+                {"days": ["mon", "mon"]}):  # fmt: skip
+        assert reason_of(with_visits(**bad)) == "schema", bad
+    with pytest.raises(wire.DecodeError, match="unknown time zone 'Mars/Olympus_Mons'"):
+        wire.decode(with_visits(tz="Mars/Olympus_Mons"))
+
+
 def test_command_ack() -> None:
     topic = "forewarn/v1/fridge/fr-000001/cmd/ack"
     ack = {

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -448,6 +450,73 @@ def test_more_declines_than_card_payments_are_clipped_not_trusted():
     v = state.vending
     assert np.isfinite(v.decline_cusum).all()
     assert float(v.card_declines_w[0]) <= float(v.card_auths_w[0]) + 1e-3
+
+
+def _first_restock(ts, cols, visits: dict[str, object] | None):
+    """The first restock decision for one machine configured with these planned visits."""
+    attrs: dict[str, object] = {
+        "slots": [{"slot": "A1", "capacity": 30}, {"slot": "A2", "capacity": 30}]
+    }
+    if visits is not None:
+        attrs["visits"] = visits
+    state = fleet.configure(fleet.FleetState.empty(), "vending", "dev-001", attrs)
+    policy = PolicyState()
+    for i in range(0, ts.size, 6):
+        sl = slice(i, i + 6)
+        batch = make_batch("vending", "dev-001", ts[sl], {k: v[sl] for k, v in cols.items()}, i)
+        state, conds = fleet.update(state, batch)
+        policy, out = decide(policy, "vending", state.device_ids("vending"), conds)
+        restock = [d for d in out if d.fault == "vending.restock"]
+        if restock:
+            return restock[0], state
+    return None, state
+
+
+def test_hours_to_the_next_planned_visit_follow_the_local_clock():
+    visits = vending.PlannedVisits(("mon", "thu"), 9, "Europe/Berlin")  # 08:00 UTC in winter
+    st = fleet.FleetState.empty()
+    for device, planned in (("a", visits), ("b", visits), ("c", None)):
+        st = replace(st, vending=vending.configure(st.vending, device, {"A1": 5}, planned))
+    v = st.vending
+    monday = 1_767_571_200_000  # 2026-01-05 00:00 UTC
+    v.last_ts_ms[:] = [monday + 7 * 3_600_000 + 1_800_000, monday + 8 * 3_600_000 + 600_000, monday]
+    hours = vending.hours_to_visit(v)
+    assert hours[0] == pytest.approx(0.5)  # 07:30 UTC: the 09:00 Berlin visit is half an hour on
+    assert hours[1] == pytest.approx(3 * 24 - 1 / 6)  # during the visit hour: Thursday's is next
+    assert hours[2] == np.inf  # visited on demand
+    with pytest.raises(ValueError, match="unknown time zone"):
+        vending.PlannedVisits(("mon",), 9, "Nowhere/Land")
+    with pytest.raises(ValueError, match="visit days"):
+        vending.PlannedVisits(("someday",), 9, "UTC")
+
+
+def test_a_planned_visit_tomorrow_makes_an_extra_one_today_unneeded():
+    ts, cols = vending_rows(4)  # A1 sells out after about 60 hours
+    sold_out = ts[np.argmax(cols["slot.A1.stock"] == 0)]
+    on_demand, _ = _first_restock(ts, cols, None)
+    assert on_demand is not None
+    assert on_demand.ts_ms < sold_out
+    # Visited every day at 06:00 UTC, the machine needs an extra visit only when a slot may
+    # sell out before the next morning's: later, and with less stock left.
+    daily = {"days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"], "hour": 6, "tz": "UTC"}
+    extra, state = _first_restock(ts, cols, daily)
+    assert extra is not None
+    assert on_demand.ts_ms < extra.ts_ms < sold_out
+    assert float(vending.hours_to_visit(state.vending)[0]) <= 24
+    # A machine whose next planned visit lies beyond the horizon is ordered for as if on demand.
+    weekly = {"days": ["wed"], "hour": 20, "tz": "UTC"}  # the data runs Thursday to Sunday
+    far, _ = _first_restock(ts, cols, weekly)
+    assert far is not None
+    assert far.ts_ms == on_demand.ts_ms
+
+
+def test_planned_visits_of_the_wrong_shape_leave_the_machine_on_demand():
+    for bad in ({"days": "mon", "hour": 9, "tz": "UTC"}, {"days": ["mon"], "hour": 9},
+                {"days": ["mon"], "hour": 9, "tz": "Nowhere/Land"}, "weekly"):  # fmt: skip
+        st = fleet.configure(fleet.FleetState.empty(), "vending", "dev-001",
+                             {"slots": [{"slot": "A1", "capacity": 5}], "visits": bad})  # fmt: skip
+        assert int(st.vending.visit_zone[0]) == -1
+        assert not st.vending.visit_mask.any()
 
 
 def test_restock_decision_carries_pick_list_priority_and_an_interval():

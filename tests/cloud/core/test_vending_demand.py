@@ -116,7 +116,7 @@ def test_a_visit_is_worth_the_stock_outs_it_prevents():
         level_per_h=np.ones((3, 2)),
         p_horizon=np.array([[0.9, 0.8], [0.9, 0.0], [0.99, 0.0]]),
         hours=inf, hours_lo=inf, hours_hi=inf, visit_by_h=inf, pick=np.zeros((3, 2)),
-        p_refilled=np.array([[0.05, 0.0], [0.05, 0.0], [0.98, 0.0]]),
+        p_refilled=np.array([[0.05, 0.0], [0.05, 0.0], [0.98, 0.0]]), to_visit_h=np.full(3, np.inf),
     )  # fmt: skip
     value = visit_value(fc)
     np.testing.assert_allclose(value, [1.65, 0.85, 0.01])
