@@ -28,6 +28,7 @@ bad value stops loading with a ``ScenarioError`` that names the file, the table 
     delay_h = 4                   # earliest visit after the order
     visit_days = ["mon", "tue", "wed", "thu", "fri"]
     visit_hours = [8, 17]         # local working hours [start, end)
+    route = "on-demand"           # or "weekly-plus": the weekly route stays, decisions add visits
 
     [customers]
     email_share = 0.9             # share of customers with an email address on file
@@ -49,6 +50,7 @@ from simulators.fleet import MixedFleet
 
 SCENARIO_DIR: Final = Path(__file__).resolve().parent / "scenarios"
 WEEKDAYS: Final = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+ROUTES: Final = ("on-demand", "weekly-plus")  # [restock] route
 MAX_DAYS: Final = 366.0
 MIN_DT_S: Final = 10.0
 MAX_DT_S: Final = 3600.0
@@ -88,6 +90,10 @@ class RestockPolicy:
     visit_days: tuple[int, ...]
     visit_start_h: int
     visit_end_h: int
+    # "on-demand": restock decisions replace the weekly route, with no more visits than it;
+    # "weekly-plus": the weekly route stays, the machines tell the core when it comes, and
+    # restock decisions order extra visits between its rounds.
+    route: str = "on-demand"
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,8 +248,14 @@ def parse_scenario(data: Mapping[str, object], source: str = "<scenario>") -> Sc
     fault_weights = _fault_weights(faults, faults.raw("weights", _ABSENT))
 
     restock_t = _Table(
-        source, "restock", data.get("restock", {}), ("delay_h", "visit_days", "visit_hours")
+        source,
+        "restock",
+        data.get("restock", {}),
+        ("delay_h", "visit_days", "visit_hours", "route"),
     )
+    route = restock_t.raw("route", ROUTES[0])
+    if route not in ROUTES:
+        raise restock_t.error(f"[restock] route: must be one of {', '.join(ROUTES)}, got {route!r}")
     hours = restock_t.raw("visit_hours", [8, 17])
     if (
         not isinstance(hours, list)
@@ -260,6 +272,7 @@ def parse_scenario(data: Mapping[str, object], source: str = "<scenario>") -> Sc
         visit_days=_weekdays(restock_t, restock_t.raw("visit_days", list(WEEKDAYS[:5]))),
         visit_start_h=hours[0],
         visit_end_h=hours[1],
+        route=str(route),
     )
 
     customers = _Table(source, "customers", data.get("customers", {}), ("email_share",))

@@ -45,6 +45,7 @@ CHANNELS: Final = (
 FAULTS: Final = ("jammed_coil", "payment_reader", "cooling_failure")
 DEFAULT_WEIGHTS: Final = (0.45, 0.25, 0.3)
 ROUTES: Final = ("weekly", "none")
+_WEEKDAYS: Final = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 SETPOINT_C: Final = 4.0
 _FAILURE: Final = load_profile(KIND)["failures"]["warm_cabinet"]
 LIMIT_C: Final = float(_FAILURE["limit_c"])
@@ -211,6 +212,19 @@ class VendingFleet:
 
     def labels(self) -> list[FaultLabel]:
         return self.book.labels()
+
+    def planned_visits(self, i: int) -> dict[str, object] | None:
+        """Machine ``i``'s weekly route visit as a birth message's ``attributes.visits`` (its
+        route day, the hour it starts in, its site's time zone); None off the weekly route.
+
+        The simulated sites keep standard time all year, so where the zone has summer time
+        the visit comes an hour after the hour given in summer.
+        """
+        day = int(self.route_day[i])
+        if day < 0:
+            return None
+        hour = int(self._visit_ms_of_day[i] // HOUR_MS)
+        return {"days": [_WEEKDAYS[day]], "hour": hour, "tz": self.devices[i].tz}
 
     def restock(self, machines: Sequence[int] | IntArray, at_ms: int) -> None:
         """Refill every slot of ``machines`` to capacity at ``at_ms``, a visit off the route.

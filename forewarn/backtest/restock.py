@@ -98,7 +98,11 @@ class RouteDriver:
     route days they were drawn with, so they stay the same machines as the baseline's). A
     visit refills every slot of the machine to capacity, as the core's pick list asks.
 
-    The route replaces the weekly schedule and never visits more often: it earns a visit
+    With the ``weekly-plus`` route policy the weekly route stays and every order is an extra
+    visit between its rounds, with no budget: the machines' planned visits are in their birth
+    messages, so the core orders only for stock-outs that would come before the next round.
+
+    Otherwise the route replaces the weekly schedule and never visits more often: it earns a visit
     whenever the schedule has made one (a machine's route day, counted at the end of the
     working day in its time zone, when the scheduled visit has surely happened) and banks at
     most :data:`BANKED_WEEKS` weeks of them. Machines that sell slowly need fewer visits than
@@ -119,7 +123,10 @@ class RouteDriver:
                     f"the vending simulator has no {attr!r}: cannot drive its restock visits"
                 )
         self._route_day: IntArray = np.asarray(machines.route_day, dtype=np.int64).copy()
-        machines.route_day = np.full(n, NO_ROUTE_DAY, dtype=np.int64)
+        # "weekly-plus": the weekly route stays and orders are extra visits, with no budget.
+        self.keeps_route = policy.route == "weekly-plus"
+        if not self.keeps_route:
+            machines.route_day = np.full(n, NO_ROUTE_DAY, dtype=np.int64)
         self._machines = machines
         self._tz = tuple(s.tz for s in specs)
         self._policy = policy
@@ -170,12 +177,13 @@ class RouteDriver:
         # out before the next working hour), then to those visited longest ago.
         keys = (self._last_visit_ms[due], self.visit_by_ms[due], -self.priority[due])
         due = due[np.lexsort(keys)]
-        allowed = max(int(self._credit), 0)
+        allowed = due.size if self.keeps_route else max(int(self._credit), 0)
         for i in due[allowed:].tolist():  # no visit left: the next working hour
             later = (ts_ms // HOUR_MS + 1) * HOUR_MS
             self.pending_ms[i] = first_working_ms(later, self._tz[i], self._policy)
         due = due[:allowed]
-        self._credit -= due.size
+        if not self.keeps_route:
+            self._credit -= due.size
         if not due.size:
             return
         at_ms = np.maximum(self.pending_ms[due], last_ms + 1)
@@ -209,7 +217,10 @@ class RouteDriver:
         return count
 
     def check_no_route_visit(self, out: StepOutput) -> None:
-        """Fail loudly if the simulator ran its own route in the decision-driven copy."""
+        """Fail loudly if the simulator ran its own route in the decision-driven copy (unless
+        the route stays, as with ``weekly-plus``)."""
+        if self.keeps_route:
+            return
         unasked = route_visits(out) - self._requested
         if unasked:
             device, _ = min(unasked)

@@ -131,10 +131,15 @@ def run_backtest(scenario: Scenario, progress: Progress | None = None) -> Backte
     specs = {f.kind: f.devices for f in fleet.fleets if f.devices}
     ids = {kind: tuple(s.device_id for s in devs) for kind, devs in specs.items()}
     baseline, driver = _restock_arms(fleet, scenario)
+    vending_of = {d.device_id: i for i, d in enumerate(fleet.vending.devices)}
 
     state = core.FleetState.empty()
+    keeps_route = driver is not None and driver.keeps_route
     for spec in fleet.devices():  # birth messages configure the devices before data arrives
-        state = core.configure(state, spec.kind, spec.device_id, spec.attributes)
+        attributes = dict(spec.attributes)
+        if keeps_route and spec.kind == "vending":  # the machines announce the route's rounds
+            attributes["visits"] = fleet.vending.planned_visits(vending_of[spec.device_id])
+        state = core.configure(state, spec.kind, spec.device_id, attributes)
     policy = PolicyState()
     emailable, n_customers, n_with_email = _emailable(fleet, scenario)
     ledger = Ledger(emailable)
@@ -144,6 +149,7 @@ def run_backtest(scenario: Scenario, progress: Progress | None = None) -> Backte
     recorders = {kind: _Recorder(kind, ids[kind]) for kind in specs}
     pending: dict[str, list[StepOutput]] = {kind: [] for kind in specs}
     baseline_visits: set[tuple[int, int]] = set()
+    decision_visits: set[tuple[int, int]] = set()  # the route's and the ordered ones
     n_steps = scenario.n_steps
     dt_s = scenario.dt_s
     for k in range(1, n_steps + 1):
@@ -154,6 +160,7 @@ def run_backtest(scenario: Scenario, progress: Progress | None = None) -> Backte
             pending[out.kind].append(out)
             if driver is not None and out.kind == "vending":
                 driver.check_no_route_visit(out)
+                decision_visits |= route_visits(out)
             recorders[out.kind].observe(out)
             if k % keep_every == 0 or k == n_steps:
                 recorders[out.kind].keep(ts_ms)
@@ -183,7 +190,9 @@ def run_backtest(scenario: Scenario, progress: Progress | None = None) -> Backte
         decisions=tuple(ledger.decisions),
         restock_decisions=ledger.restock_decisions,
         restock_orders=ledger.restock_episodes,
-        restock_visits=len(driver.visits) if driver is not None else 0,
+        restock_visits=(len(decision_visits) if keeps_route else len(driver.visits))
+        if driver is not None
+        else 0,
         baseline_restock_visits=len(baseline_visits),
         customers=n_customers,
         customers_with_email=n_with_email,

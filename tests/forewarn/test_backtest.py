@@ -242,6 +242,21 @@ def test_a_fleet_without_vending_machines_has_no_restock_figures(tmp_path, capsy
     assert all(f["kind"] == "fridge" for f in s["faults"].values())
 
 
+def test_weekly_plus_keeps_the_route_and_orders_extra_visits_between_its_rounds(tmp_path, capsys):
+    scenario = {"days": 4}
+    fleet = {"fridges": 0, "vending": 12, "vehicles": 0, "vending_demand_scale": 4.0}
+    path = _scenario(tmp_path, "plus", scenario=scenario, fleet=fleet,
+                     restock={"route": "weekly-plus"})  # fmt: skip
+    _, plus = _backtest_json(capsys, "--scenario", str(path))
+    # Every round of the weekly route happens in the decision copy too, and the orders add to it.
+    assert plus["restock_visits"] > plus["baseline_restock_visits"] > 0
+    assert plus["restock_orders"] > 0
+    assert plus["stockouts"] < plus["baseline_stockouts"]
+    on_demand = _scenario(tmp_path, "demand", scenario=scenario, fleet=fleet)
+    _, alone = _backtest_json(capsys, "--scenario", str(on_demand))
+    assert alone["restock_visits"] <= alone["baseline_restock_visits"]
+
+
 def test_seeds_are_scored_each_and_pooled(tmp_path, capsys):
     path = _scenario(tmp_path, "tiny", scenario={"days": 1},
                      fleet={"fridges": 6, "vending": 4, "vehicles": 6})  # fmt: skip

@@ -89,6 +89,8 @@ def test_a_date_means_midnight_utc():
         ("restock", "visit_days", [], "[restock] visit_days"),
         ("restock", "visit_hours", [17, 8], "[restock] visit_hours"),
         ("restock", "visit_hours", [8, 25], "[restock] visit_hours"),
+        ("restock", "route", "fortnightly", "[restock] route: must be one of on-demand, weekly"),
+        ("restock", "route", 1, "[restock] route"),
         ("customers", "email_share", -0.1, "[customers] email_share"),
         ("fleet", "vending_demand_scale", 0, "[fleet] vending_demand_scale"),
         ("fleet", "fridge_variants", {"household": 1, "igloo": 1}, "unknown variant 'igloo'"),

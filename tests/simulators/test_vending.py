@@ -95,6 +95,22 @@ def test_weekly_restock_on_the_route_day(month: Run) -> None:
     assert (door > 0).sum() == sum(len(v) for v in visits.values())
 
 
+def test_planned_visits_name_the_route_day_and_hour_the_visits_come(month: Run) -> None:
+    fleet, _values, _ts, events = month
+    names = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+    for _, i, e in events:
+        if e["type"] != "restock":
+            continue
+        planned = fleet.planned_visits(i)
+        assert planned is not None
+        assert planned["tz"] == fleet.devices[i].tz
+        local_ms = e["ts_ms"] + int(fleet._offset_h[i] * 3_600_000)  # the site's standard time
+        assert planned["days"] == [names[(local_ms // DAY_MS + 3) % 7]]  # 1970-01-01: Thursday
+        assert planned["hour"] == (local_ms % DAY_MS) // 3_600_000
+    on_demand = VendingFleet(3, START_MS, np.random.default_rng(5), 0.0, DAY_MS, route="none")
+    assert on_demand.planned_visits(0) is None
+
+
 def test_jammed_slot_fails_while_its_stock_stays(month: Run) -> None:
     fleet, values, ts, events = month
     labels = [lab for lab in fleet.labels() if lab.fault == "jammed_coil"]
