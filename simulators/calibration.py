@@ -22,11 +22,11 @@ from typing import Any, Final
 
 import numpy as np
 
+from simulators.climate import WEEKDAYS
 from simulators.vending_catalogue import CALIBRATION_FILE, CalibrationError, load_calibration
 
 __all__ = ["CALIBRATION_FILE", "CalibrationError", "fit", "load_calibration", "main", "read_sales"]
 
-WEEKDAYS: Final = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 # How the sites of the data set are grouped into the simulator's location kinds.
 LOCATION_KINDS: Final = {
     "GuttenPlans": "office",

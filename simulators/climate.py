@@ -71,6 +71,9 @@ def local_day(ts_ms: int, offset_h: FloatArray) -> IntArray:
     return np.floor((ts_ms / HOUR_MS + offset_h) / 24.0).astype(np.int64)
 
 
+WEEKDAYS: Final = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # the names of weekday()
+
+
 def weekday(day: IntArray) -> IntArray:
     """Monday = 0 ... Sunday = 6 for days since 1970-01-01 (a Thursday)."""
     return np.mod(day + 3, 7)

@@ -46,10 +46,10 @@ from typing import Any, Final
 
 from cloud.errors import ConfigError
 from simulators import fridge, tyres, vending
+from simulators.climate import WEEKDAYS
 from simulators.fleet import MixedFleet
 
 SCENARIO_DIR: Final = Path(__file__).resolve().parent / "scenarios"
-WEEKDAYS: Final = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 ROUTES: Final = ("on-demand", "weekly-plus")  # [restock] route
 MAX_DAYS: Final = 366.0
 MIN_DT_S: Final = 10.0

@@ -13,6 +13,7 @@ from simulators.climate import (
     DAY_MS,
     HOUR_MS,
     SITES,
+    WEEKDAYS,
     Weather,
     local_day,
     local_hour,
@@ -45,7 +46,6 @@ CHANNELS: Final = (
 FAULTS: Final = ("jammed_coil", "payment_reader", "cooling_failure")
 DEFAULT_WEIGHTS: Final = (0.45, 0.25, 0.3)
 ROUTES: Final = ("weekly", "none")
-_WEEKDAYS: Final = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 SETPOINT_C: Final = 4.0
 _FAILURE: Final = load_profile(KIND)["failures"]["warm_cabinet"]
 LIMIT_C: Final = float(_FAILURE["limit_c"])
@@ -224,7 +224,7 @@ class VendingFleet:
         if day < 0:
             return None
         hour = int(self._visit_ms_of_day[i] // HOUR_MS)
-        return {"days": [_WEEKDAYS[day]], "hour": hour, "tz": self.devices[i].tz}
+        return {"days": [WEEKDAYS[day]], "hour": hour, "tz": self.devices[i].tz}
 
     def restock(self, machines: Sequence[int] | IntArray, at_ms: int) -> None:
         """Refill every slot of ``machines`` to capacity at ``at_ms``, a visit off the route.

@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
         if not 0 <= seed < 2**63:
             raise ScenarioError(f"seeds must be within [0, 2**63), got {seed}")
     if args.seeds is not None:
-        return _run_seeds(args, replace(scenario, seed=seeds[0]), seeds)
+        return _run_seeds(args, scenario, seeds)
     scenario = replace(scenario, seed=seeds[0])
     if args.report is not None:  # fail before a long run, not after it
         _report_dir(args.report)
